@@ -1,0 +1,1 @@
+"""The ``ecuworks`` command line: parses, calls the layers, renders."""
