@@ -119,13 +119,9 @@ class NegativeResponse(UdsError):
         target: the ECU's address, when known.
     """
 
-    def __init__(
-        self, service: int, nrc: int, nrc_name: str, *, target: int | None = None
-    ) -> None:
+    def __init__(self, service: int, nrc: int, nrc_name: str, *, target: int | None = None) -> None:
         where = f" from ECU 0x{target:02X}" if target is not None else ""
-        super().__init__(
-            f"service 0x{service:02X} refused{where}: NRC 0x{nrc:02X} {nrc_name}"
-        )
+        super().__init__(f"service 0x{service:02X} refused{where}: NRC 0x{nrc:02X} {nrc_name}")
         self.service = service
         self.nrc = nrc
         self.nrc_name = nrc_name

@@ -15,6 +15,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,9 +60,7 @@ class _Inbox:
 
 def _expire(future: asyncio.Future[bytes], target: int, timeout: float) -> None:
     if not future.done():
-        future.set_exception(
-            LinkTimeout(f"no answer from ECU 0x{target:02X} within {timeout:g} s")
-        )
+        future.set_exception(LinkTimeout(f"no answer from ECU 0x{target:02X} within {timeout:g} s"))
 
 
 class Link(abc.ABC):
@@ -220,15 +219,15 @@ class Link(abc.ABC):
         """
         if self._collector is not None:
             raise LinkError("a functional request is already collecting answers")
-        self._collector = collected = []
+        collected: list[tuple[int, bytes]] = []
+        self._collector = collected
         self._collected = done = asyncio.Event()
         self._expected = expected
         try:
             await self.send_functional(payload)
-            try:
+            # collecting until the deadline is the normal end
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout)
-            except TimeoutError:
-                pass  # collecting until the deadline is the normal end
         finally:
             self._collector = self._collected = self._expected = None
         if self._down is not None and not collected:

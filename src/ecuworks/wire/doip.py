@@ -545,8 +545,10 @@ def _check_header(version: int, inverse: int, payload_type: int, length: int) ->
     if bounds is None:
         return  # unknown payload type: framed fine, the caller decides (UnknownPayload)
     low, high = bounds
-    if length < low or (high is not None and length > high) or length in _GAPS.get(
-        payload_type, ()
+    if (
+        length < low
+        or (high is not None and length > high)
+        or length in _GAPS.get(payload_type, ())
     ):
         raise DoipHeaderError(
             f"DoIP payload type 0x{payload_type:04X} cannot be {length} bytes long",
@@ -685,8 +687,7 @@ class DoipDecoder:
                 _check_header(version, inverse, payload_type, length)
                 if length > self.max_payload:
                     raise DoipHeaderError(
-                        f"DoIP message of {length} bytes exceeds the "
-                        f"{self.max_payload}-byte limit",
+                        f"DoIP message of {length} bytes exceeds the {self.max_payload}-byte limit",
                         code=HeaderNackCode.MESSAGE_TOO_LARGE,
                     )
             except DoipHeaderError:
@@ -709,9 +710,7 @@ class DoipDecoder:
                     )
                 )
             else:
-                messages.append(
-                    _decode_payload(version, payload_type, bytes(buffer[start:offset]))
-                )
+                messages.append(_decode_payload(version, payload_type, bytes(buffer[start:offset])))
         if offset:
             del buffer[:offset]
         return messages
