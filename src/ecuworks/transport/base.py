@@ -84,6 +84,8 @@ class Link(abc.ABC):
         self._collector: list[tuple[int, bytes]] | None = None
         self._collected: asyncio.Event | None = None
         self._expected: int | None = None
+        self._final: Callable[[bytes], bool] | None = None
+        self._finished: set[int] = set()
         self._down: LinkError | None = LinkClosed("the link is not open yet")
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -202,7 +204,12 @@ class Link(abc.ABC):
         await self._transmit_functional(payload)
 
     async def request_functional(
-        self, payload: bytes, timeout: float, *, expected: int | None = None
+        self,
+        payload: bytes,
+        timeout: float,
+        *,
+        expected: int | None = None,
+        final: Callable[[bytes], bool] | None = None,
     ) -> list[tuple[int, bytes]]:
         """Send a functional request and collect answers for ``timeout`` seconds.
 
@@ -213,6 +220,8 @@ class Link(abc.ABC):
             payload: the UDS request.
             timeout: how long to collect.
             expected: stop early once this many different ECUs have answered.
+            final: which answers count toward ``expected`` (the UDS layer passes "not
+                response pending"); by default every answer counts.
 
         Returns:
             ``(ecu address, response)`` pairs in arrival order.
@@ -223,13 +232,15 @@ class Link(abc.ABC):
         self._collector = collected
         self._collected = done = asyncio.Event()
         self._expected = expected
+        self._final = final
+        self._finished = set()
         try:
             await self.send_functional(payload)
             # collecting until the deadline is the normal end
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(done.wait(), timeout)
         finally:
-            self._collector = self._collected = self._expected = None
+            self._collector = self._collected = self._expected = self._final = None
         if self._down is not None and not collected:
             raise self._down
         return collected
@@ -257,12 +268,10 @@ class Link(abc.ABC):
             inbox is None or (inbox.waiter is None and not self.lock(source).locked())
         ):
             collector.append((source, payload))
+            if self._final is None or self._final(payload):
+                self._finished.add(source)
             expected = self._expected
-            if (
-                expected is not None
-                and self._collected is not None
-                and len({s for s, _ in collector}) >= expected
-            ):
+            if expected is not None and len(self._finished) >= expected and self._collected:
                 self._collected.set()
             return
         if inbox is None:
