@@ -9,11 +9,10 @@ workshop network. An entity answers each request to the sender's address and por
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import socket
 from typing import Final, Generic, TypeVar
 
 from ecuworks.errors import ConfigError, LinkError, LinkTimeout, ParseError
+from ecuworks.transport.net import endpoint, resolve_unicast
 from ecuworks.wire.doip import (
     DEFAULT_VERSION,
     UDP_PORT,
@@ -32,7 +31,6 @@ from ecuworks.wire.doip import (
 
 __all__ = ["entity_status", "identify", "power_mode"]
 
-_LIMITED_BROADCAST: Final = ipaddress.IPv4Address("255.255.255.255")
 _CHECK_SETUP: Final = "is the vehicle interface connected and the simulator running?"
 
 _Answer = TypeVar("_Answer", VehicleAnnouncement, EntityStatusResponse, PowerModeResponse)
@@ -85,26 +83,6 @@ class _Collector(asyncio.DatagramProtocol, Generic[_Answer]):
             self.done.set_exception(error)
 
 
-async def _unicast_address(host: str, port: int) -> tuple[socket.AddressFamily, str]:
-    """Resolve ``host``; refuse broadcast and multicast destinations."""
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except socket.gaierror as error:
-        raise ConfigError(
-            f"cannot resolve the vehicle interface address {host!r}: {error}"
-        ) from error
-    family, _, _, _, sockaddr = infos[0]
-    resolved = str(sockaddr[0])
-    address = ipaddress.ip_address(resolved.split("%", 1)[0])  # drop an IPv6 scope
-    if address.is_multicast or address == _LIMITED_BROADCAST:
-        raise ConfigError(
-            f"{host} is a broadcast or multicast address; ecuworks discovers by unicast "
-            "only: give the address of the vehicle interface or the simulator"
-        )
-    return family, resolved
-
-
 async def _exchange(
     host: str,
     port: int,
@@ -115,8 +93,8 @@ async def _exchange(
     expected: int | None,
 ) -> list[_Answer]:
     """Send one datagram to ``host:port``; collect answers of ``kind`` until ``timeout``."""
-    family, address = await _unicast_address(host, port)
-    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    family, address = await resolve_unicast(host, port)
+    where = endpoint(host, port)
     loop = asyncio.get_running_loop()
     # A connected socket: only the entity's answers reach it, and ICMP errors are reported.
     # It is never given SO_BROADCAST (allow_broadcast stays False).

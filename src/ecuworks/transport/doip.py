@@ -14,7 +14,6 @@ the waiting request, with no reader task and no extra buffering in between.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl as ssl_module
 import struct
 from typing import Final
@@ -25,14 +24,15 @@ from ecuworks.errors import (
     LinkClosed,
     LinkError,
     LinkTimeout,
+    ParseError,
     RoutingActivationDenied,
     TransportNack,
 )
 from ecuworks.transport.base import Link, LinkEventKind
+from ecuworks.transport.net import StreamConnection, connect, endpoint
 from ecuworks.wire.doip import (
     DEFAULT_VERSION,
     FUNCTIONAL_ADDRESS,
-    HEADER_SIZE,
     TCP_PORT,
     TESTER_ADDRESS,
     ActivationType,
@@ -55,9 +55,6 @@ from ecuworks.wire.doip import (
 
 __all__ = ["DoipLink"]
 
-# How long close() waits for the socket to finish closing (a TLS close_notify exchange
-# included) before it aborts the connection.
-_CLOSE_TIMEOUT: Final = 2.0
 _CHECK_SETUP: Final = "is the vehicle interface connected and the simulator running?"
 
 
@@ -68,7 +65,7 @@ def _code_name(enum_type: type[HeaderNackCode] | type[DiagnosticNackCode], code:
         return "reserved or manufacturer-specific code"
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(StreamConnection):
     """One TCP connection of a :class:`DoipLink`; a reconnect makes a new one.
 
     Everything that belongs to one socket lives here (decoder, activation, flow control),
@@ -76,47 +73,21 @@ class _Connection(asyncio.Protocol):
     """
 
     def __init__(self, link: DoipLink) -> None:
+        super().__init__()
         self.link = link
         self.decoder = DoipDecoder()
-        self.transport: asyncio.Transport | None = None
         loop = asyncio.get_running_loop()
         self.activation: asyncio.Future[RoutingActivationResponse] = loop.create_future()
-        self.lost: asyncio.Future[None] = loop.create_future()
-        self.writable = asyncio.Event()
-        self.writable.set()
-        self.made = False  # connection_made ran: connection_lost will run too
-        self.closing = False  # the tester closes on purpose: not a drop
 
-    # -- asyncio.Protocol --------------------------------------------------------------
+    # -- StreamConnection --------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.made = True
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            # Request/response traffic: never let Nagle hold back a short UDS request.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def data_received(self, data: bytes) -> None:
-        if self.closing:
-            return  # failed or closed by the tester: what follows concerns nobody
+    def received(self, data: memoryview) -> None:
         try:
-            messages = self.decoder.feed(data)
-            while messages:
-                for message in messages:
-                    self._dispatch(message)
-                # A bad header right after good messages is only reported by the next
-                # feed; ask now rather than when (if ever) more bytes arrive.
-                if self.decoder.pending < HEADER_SIZE or self.closing:
-                    break
-                messages = self.decoder.feed(b"")
-        except DoipHeaderError as error:
+            self.decode(self.decoder, data, self._dispatch)
+        except ParseError as error:
             self._header_error(error)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.transport = None
-        self.writable.set()  # wake writers waiting for a drain; they see the link down
+    def dropped(self, exc: Exception | None) -> None:
         link = self.link
         reason = f": {exc}" if exc is not None else ""
         error = LinkClosed(
@@ -128,14 +99,6 @@ class _Connection(asyncio.Protocol):
             self.activation.exception()  # retrieved here if open() is no longer waiting
         if not self.closing and link._connection is self:
             link._fail_all(error)
-        if not self.lost.done():
-            self.lost.set_result(None)
-
-    def pause_writing(self) -> None:
-        self.writable.clear()
-
-    def resume_writing(self) -> None:
-        self.writable.set()
 
     # -- DoIP --------------------------------------------------------------------------
 
@@ -190,20 +153,17 @@ class _Connection(asyncio.Protocol):
         # Anything else (identification traffic on TCP, our own request types) means
         # nothing to a tester and is ignored.
 
-    def _header_error(self, error: DoipHeaderError) -> None:
+    def _header_error(self, error: ParseError) -> None:
         # The stream has lost its framing: tell the entity why, then close (ISO 13400-2,
         # generic header handling).
-        self.write(GenericNack(code=error.code, version=self.link.version).encode())
+        if isinstance(error, DoipHeaderError):
+            self.write(GenericNack(code=error.code, version=self.link.version).encode())
         self.fail(
             LinkError(
                 f"the DoIP entity at {self.link.address} sent data that is not DoIP: "
                 f"{error}; the connection was closed"
             )
         )
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
 
     def fail(self, error: LinkError) -> None:
         """Close this connection because of ``error``, which every waiter receives."""
@@ -212,24 +172,7 @@ class _Connection(asyncio.Protocol):
             self.activation.exception()
         if self.link._connection is self:
             self.link._fail_all(error)
-        self.closing = True
-        if self.transport is not None:
-            self.transport.close()
-
-    async def shut(self) -> None:
-        """Close the socket and wait (bounded) until asyncio has released it."""
-        self.closing = True
-        if not self.made:
-            return  # never connected: there is no socket to release
-        transport = self.transport
-        if transport is not None:
-            transport.close()
-        try:
-            await asyncio.wait_for(asyncio.shield(self.lost), _CLOSE_TIMEOUT)
-        except TimeoutError:
-            if self.transport is not None:
-                self.transport.abort()
-            await asyncio.shield(self.lost)
+        self.close()
 
 
 class DoipLink(Link):
@@ -283,8 +226,7 @@ class DoipLink(Link):
     @property
     def address(self) -> str:
         """``host:port`` as an error message shows it."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return endpoint(self.host, self.port)
 
     def __repr__(self) -> str:
         scheme = "doip+tls" if self.ssl is not None else "doip"
@@ -323,30 +265,16 @@ class DoipLink(Link):
             self._mark_up()
 
     async def _connect(self, connection: _Connection) -> None:
-        loop = asyncio.get_running_loop()
-        where = f"the DoIP entity at {self.address}"
-        try:
-            async with asyncio.timeout(self.connect_timeout):
-                await loop.create_connection(
-                    lambda: connection,
-                    self.host,
-                    self.port,
-                    ssl=self.ssl,
-                    server_hostname=self.server_hostname if self.ssl is not None else None,
-                )
-        except TimeoutError:
-            raise LinkTimeout(
-                f"no connection to {where} within {self.connect_timeout:g} s; {_CHECK_SETUP}"
-            ) from None
-        except ssl_module.SSLError as error:
-            raise LinkError(
-                f"TLS handshake with {where} failed: {error}; check that the tester "
-                "trusts the entity's certificate and that the port serves TLS"
-            ) from error
-        except OSError as error:
-            raise LinkError(
-                f"cannot connect to {where}: {error.strerror or error}; {_CHECK_SETUP}"
-            ) from error
+        await connect(
+            connection,
+            self.host,
+            self.port,
+            connect_timeout=self.connect_timeout,
+            peer="the DoIP entity",
+            hint=_CHECK_SETUP,
+            ssl=self.ssl,
+            server_hostname=self.server_hostname,
+        )
 
     async def _activate(self, connection: _Connection) -> RoutingActivationResponse:
         request = RoutingActivationRequest(
@@ -412,7 +340,7 @@ class DoipLink(Link):
         if not connection.writable.is_set():
             # Only when the socket's buffer is over its high-water mark: flashing must not
             # queue a whole image in memory ahead of a slow gateway.
-            await connection.writable.wait()
+            await connection.drain()
             if self._down is not None:
                 raise self._down
 

@@ -1,0 +1,147 @@
+"""``ecuworks`` command line: the entry point and the low-level protocol commands.
+
+Commands only parse options, call the layers and render; exit codes follow DESIGN.md
+(0 done, 2 usage, 5 vehicle or interface not reachable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from ecuworks import __version__
+from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
+from ecuworks.transport import discovery
+from ecuworks.transport.url import open_link
+from ecuworks.uds.client import Timing, UdsClient
+
+EXIT_USAGE = 2
+EXIT_UNREACHABLE = 5
+
+app = typer.Typer(
+    name="ecuworks",
+    help="Program, code and enable vehicle ECUs over UDS (DoIP, HSFZ, ISO-TP).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ecuworks {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Data directory (database, P-Data, journals); default $ECUWORKS_HOME.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """ecuworks: the open workshop programming platform."""
+    ctx.obj = {
+        "home": home
+        or (Path(os.environ["ECUWORKS_HOME"]) if "ECUWORKS_HOME" in os.environ else None)
+    }
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a number (use 18 or 0x12)") from None
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}")
+    return typer.Exit(code)
+
+
+@app.command()
+def discover(
+    host: Annotated[str, typer.Argument(help="Address of the vehicle's DoIP entity.")],
+    port: Annotated[int, typer.Option(help="DoIP UDP port.")] = 13400,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for answers.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Ask one DoIP entity, by unicast, who it is (vehicle identification request)."""
+    try:
+        found = asyncio.run(discovery.identify(host, port, timeout=timeout))
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_USAGE) from error
+    except LinkError as error:
+        raise _fail(
+            f"{error}. Is the vehicle interface connected at {host}?", EXIT_UNREACHABLE
+        ) from error
+    rows = [
+        {
+            "vin": a.vin,
+            "logical_address": a.logical_address,
+            "eid": a.eid.hex(),
+            "gid": a.gid.hex(),
+            "further_action": a.further_action,
+        }
+        for a in found
+    ]
+    if as_json:
+        console.print_json(json.dumps({"schema": 1, "entities": rows}))
+        return
+    for row in rows:
+        console.print(
+            f"VIN [bold]{row['vin']}[/bold]  address 0x{row['logical_address']:04X}  "
+            f"EID {row['eid']}  GID {row['gid']}"
+        )
+
+
+@app.command()
+def send(
+    request: Annotated[str, typer.Argument(help="UDS request in hex, e.g. 22F190.")],
+    vci: Annotated[str, typer.Option(help="doip://HOST:PORT, hsfz://HOST:PORT or can://IF/CH")],
+    ecu: Annotated[str, typer.Option(help="ECU diagnostic address, e.g. 0x12.")],
+    timeout: Annotated[float, typer.Option(help="P2: seconds to the first answer.")] = 1.0,
+) -> None:
+    """Send one raw UDS request to one ECU and print its answer (read-only use advised)."""
+    try:
+        payload = bytes.fromhex(request)
+    except ValueError:
+        raise _fail(
+            f"{request!r} is not hex; write the request as e.g. 22F190", EXIT_USAGE
+        ) from None
+    if not payload:
+        raise _fail("the request is empty; write it as hex, e.g. 22F190", EXIT_USAGE)
+    target = _int(ecu)
+
+    async def run() -> bytes:
+        async with open_link(vci) as link:
+            return await UdsClient(link, target, timing=Timing(p2=timeout)).request(payload)
+
+    try:
+        answer = asyncio.run(run())
+    except (ConfigError, ParseError) as error:
+        raise _fail(str(error), EXIT_USAGE) from error
+    except LinkError as error:
+        raise _fail(str(error), EXIT_UNREACHABLE) from error
+    except UdsError as error:
+        raise _fail(str(error), 1) from error
+    console.print(answer.hex(" ").upper())
+
+
+def main() -> None:
+    """Entry point of the ``ecuworks`` script."""
+    app()
