@@ -54,7 +54,9 @@ async def test_send_reports_a_negative_response_by_name() -> None:
 async def test_unreachable_vehicle_exits_5_and_says_what_to_check() -> None:
     async with DoipTestServer(vin_ecu) as server:
         port = server.port
-    code, _, err = await run_cli("send", "22F190", "--vci", f"doip://127.0.0.1:{port}", "--ecu", "1")
+    code, _, err = await run_cli(
+        "send", "22F190", "--vci", f"doip://127.0.0.1:{port}", "--ecu", "1"
+    )
     assert code == 5
     assert f"127.0.0.1:{port}" in err
     assert "simulator running" in err
