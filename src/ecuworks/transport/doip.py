@@ -28,8 +28,8 @@ from ecuworks.errors import (
     RoutingActivationDenied,
     TransportNack,
 )
-from ecuworks.transport.base import Link, LinkEventKind
-from ecuworks.transport.net import StreamConnection, connect, endpoint
+from ecuworks.transport.base import LinkEventKind
+from ecuworks.transport.stream import StreamConnection, StreamLink
 from ecuworks.wire.doip import (
     DEFAULT_VERSION,
     FUNCTIONAL_ADDRESS,
@@ -175,7 +175,7 @@ class _Connection(StreamConnection):
         self.close()
 
 
-class DoipLink(Link):
+class DoipLink(StreamLink[_Connection]):
     """A UDS link to the ECUs behind one DoIP entity (ISO 13400-2), over TCP or TLS.
 
     Args:
@@ -196,6 +196,10 @@ class DoipLink(Link):
             response, or ``None`` before the first successful :meth:`open`.
     """
 
+    scheme = "doip"
+    peer = "the DoIP entity"
+    hint = _CHECK_SETUP
+
     def __init__(
         self,
         host: str,
@@ -210,71 +214,35 @@ class DoipLink(Link):
         connect_timeout: float = 5.0,
         activation_timeout: float = 2.0,
     ) -> None:
-        super().__init__(tester_address=tester_address, functional_address=functional_address)
-        self.host = host
-        self.port = port
+        super().__init__(
+            host,
+            port,
+            tester_address=tester_address,
+            functional_address=functional_address,
+            connect_timeout=connect_timeout,
+            ssl=ssl,
+            server_hostname=server_hostname,
+        )
         self.activation_type = activation_type
-        self.ssl = ssl
-        self.server_hostname = server_hostname
         self.version = version
-        self.connect_timeout = connect_timeout
         self.activation_timeout = activation_timeout
         self.entity_address: int | None = None
-        self._connection: _Connection | None = None
-        self._opening = asyncio.Lock()
-
-    @property
-    def address(self) -> str:
-        """``host:port`` as an error message shows it."""
-        return endpoint(self.host, self.port)
-
-    def __repr__(self) -> str:
-        scheme = "doip+tls" if self.ssl is not None else "doip"
-        state = "open" if self.is_open else "closed"
-        return f"<DoipLink {scheme}://{self.address} tester 0x{self.tester_address:04X} {state}>"
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def open(self) -> None:
-        """Connect to the DoIP entity and activate routing for this tester.
+    def _new_connection(self) -> _Connection:
+        return _Connection(self)
 
-        Does nothing when the link is already open.
+    async def _handshake(self, connection: _Connection) -> None:
+        """Activate routing for this tester (ISO 13400-2, routing activation).
 
         Raises:
-            LinkError: the entity cannot be reached, the TLS handshake failed, or the
-                entity answered activation with a header NACK or closed the connection.
-            LinkTimeout: no connection or no routing activation response in time.
-            RoutingActivationDenied: the entity refused routing activation; ``code``
-                says why.
+            LinkTimeout: no routing activation response in time.
+            RoutingActivationDenied: the entity refused; ``code`` says why.
+            LinkError: a header NACK, or activation for another tester address.
         """
-        async with self._opening:  # two tasks reconnecting at once make one connection
-            if self.is_open:
-                return
-            if self._connection is not None:
-                await self.close()  # a dropped connection's leftovers
-            connection = self._connection = _Connection(self)
-            try:
-                await self._connect(connection)
-                response = await self._activate(connection)
-            except BaseException:
-                await connection.shut()
-                if self._connection is connection:
-                    self._connection = None
-                raise
-            self.entity_address = response.entity_address
-            self._mark_up()
-
-    async def _connect(self, connection: _Connection) -> None:
-        await connect(
-            connection,
-            self.host,
-            self.port,
-            connect_timeout=self.connect_timeout,
-            peer="the DoIP entity",
-            hint=_CHECK_SETUP,
-            ssl=self.ssl,
-            server_hostname=self.server_hostname,
-        )
+        response = await self._activate(connection)
+        self.entity_address = response.entity_address
 
     async def _activate(self, connection: _Connection) -> RoutingActivationResponse:
         request = RoutingActivationRequest(
@@ -310,39 +278,11 @@ class DoipLink(Link):
             code=response.code,
         )
 
-    async def close(self) -> None:
-        """Close the connection; waiting requests fail with :class:`LinkClosed`. Idempotent.
-
-        Waits until the socket is released (at most a few seconds, then it is aborted).
-        """
-        connection = self._connection
-        if connection is None:
-            return
-        self._fail_all(LinkClosed(f"the DoIP link to {self.address} was closed"))
-        try:
-            await connection.shut()
-        finally:
-            if self._connection is connection:
-                self._connection = None
-
     # -- sending -----------------------------------------------------------------------
 
     async def _transmit(self, target: int, payload: bytes) -> None:
-        connection = self._connection
-        # The link is up, so its connection is too: a drop marks the link down at once.
-        assert connection is not None
-        assert connection.transport is not None
         try:
             frame = encode_diagnostic(self.tester_address, target, payload, self.version)
         except struct.error:
             raise ConfigError(f"0x{target:X} is no DoIP logical address (2 bytes)") from None
-        connection.transport.write(frame)
-        if not connection.writable.is_set():
-            # Only when the socket's buffer is over its high-water mark: flashing must not
-            # queue a whole image in memory ahead of a slow gateway.
-            await connection.drain()
-            if self._down is not None:
-                raise self._down
-
-    async def _transmit_functional(self, payload: bytes) -> None:
-        await self._transmit(self.functional_address, payload)
+        await self._send_frame(self._up_connection(), frame)
