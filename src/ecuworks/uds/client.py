@@ -227,17 +227,12 @@ class UdsClient:
         while True:
             if response is None:
                 remaining = deadline - loop.time()
-                after = " after its last 'response pending' (P2*)" if pending else ""
-                message = (
-                    f"ECU 0x{self.target:02X} did not answer service 0x{sid:02X} "
-                    f"within {wait:g} s{after}"
-                )
                 if remaining <= 0:  # only stray answers came before the deadline
-                    raise LinkTimeout(message)
+                    raise LinkTimeout(self._silence(sid, wait, pending))
                 try:
                     response = await self.link.receive(self.target, remaining)
                 except LinkTimeout as exc:
-                    raise LinkTimeout(message) from exc
+                    raise LinkTimeout(self._silence(sid, wait, pending)) from exc
             if response and response[0] == positive:
                 return response
             if len(response) >= 3 and response[0] == NEGATIVE_RESPONSE_SID and response[1] == sid:
@@ -261,6 +256,12 @@ class UdsClient:
                     sid,
                 )
             response = None
+
+    def _silence(self, sid: int, wait: float, pending: int) -> str:
+        after = " after its last 'response pending' (P2*)" if pending else ""
+        return (
+            f"ECU 0x{self.target:02X} did not answer service 0x{sid:02X} within {wait:g} s{after}"
+        )
 
     async def change_session(self, session: int) -> SessionTimings:
         """DiagnosticSessionControl (0x10, ISO 14229-1:2020, 10.2).
