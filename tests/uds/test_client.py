@@ -22,7 +22,8 @@ from ecuworks.uds.functional import (
 )
 
 ECU = 0x12
-FAST = Timing(p2=0.05, p2_star=0.05, margin=0.0)
+FAST = Timing(p2=0.05, p2_star=0.05, margin=0.0)  # for tests that expect silence
+PATIENT = Timing(p2=10.0, p2_star=10.0, margin=0.0)  # for tests that expect an answer
 VIN = b"WBA00000000000001"
 
 Answers = Callable[[int, bytes], list[bytes]]
@@ -85,7 +86,7 @@ async def test_negative_answer_raises_with_name_and_target() -> None:
 
 async def test_response_pending_answers_are_waited_through() -> None:
     link = await open_link(lambda t, r: [b"\x7f\x31\x78"] * 5 + [b"\x71\x01\xff\x00\x00"])
-    answer = await UdsClient(link, ECU, timing=FAST).request(b"\x31\x01\xff\x00")
+    answer = await UdsClient(link, ECU, timing=PATIENT).request(b"\x31\x01\xff\x00")
     assert answer == b"\x71\x01\xff\x00\x00"
 
 
@@ -137,7 +138,7 @@ async def test_stale_answers_to_other_services_are_discarded() -> None:
     link = await open_link(
         lambda t, r: [b"\x62\xf1\x90" + VIN, b"\x7f\x22\x31", b"\x71\x01\x02\x02\x00"]
     )
-    status = await UdsClient(link, ECU, timing=FAST).routine(0x0202, data=b"\x12\x34\x56\x78")
+    status = await UdsClient(link, ECU, timing=PATIENT).routine(0x0202, data=b"\x12\x34\x56\x78")
     assert status == b"\x00"
 
 
