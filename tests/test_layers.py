@@ -11,6 +11,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "ecuworks"
 ORDER = [
     "errors",
     "wire",
+    "profiles",  # vehicle definitions, read by the simulator and by P-Data's demo
     "transport",
     "uds",
     "pdata",
@@ -25,7 +26,7 @@ ORDER = [
 ]
 # The exceptions DESIGN.md names: the simulator is the other side of the wire, the CLI
 # sits on top of everything.
-ALLOWED_EXTRA = {"sim": {"errors", "wire"}, "cli": set(ORDER) | {"sim"}}
+ALLOWED_EXTRA = {"sim": {"errors", "wire", "profiles"}, "cli": set(ORDER) | {"sim"}}
 
 
 def allowed_imports(layer: str) -> set[str]:
