@@ -144,3 +144,14 @@ def test_open_link_for_hsfz() -> None:
     assert isinstance(link, hsfz.HsfzLink)
     assert (link.host, link.port, link.tester_address) == ("127.0.0.1", 16801, 0xF4)
     assert not link.is_open
+
+
+def test_can_bridge_host_and_port_reach_python_can() -> None:
+    link = open_link("can://socketcand/can0?host=127.0.0.1&port=29536")
+    assert isinstance(link, IsotpLink)
+    assert link._bus_kwargs == {"host": "127.0.0.1", "port": 29536}
+
+
+def test_can_bridge_port_must_be_a_number() -> None:
+    with pytest.raises(ConfigError, match="port"):
+        open_link("can://socketcand/can0?host=127.0.0.1&port=abc")

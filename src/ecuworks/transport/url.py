@@ -8,6 +8,7 @@
     can://virtual/CHANNEL             UDS over ISO-TP on a python-can interface and channel
     can://socketcan/can0?bitrate=500000&fd=1
     can://pcan/PCAN_USBBUS1?addressing=normal
+    can://socketcand/can0?host=127.0.0.1&port=29536   (a network CAN bridge, e.g. a VCI)
 
 Options after ``?`` are interpreted by :func:`open_link`, per scheme:
 
@@ -54,7 +55,9 @@ _OPTIONS: Final[dict[str, frozenset[str]]] = {
     "doip": _COMMON_OPTIONS | {"tls", "cafile"},
     "hsfz": _COMMON_OPTIONS,
     "can": _COMMON_OPTIONS
-    | {"addressing", "request_base", "response_base", "functional_id", "bitrate", "fd"},
+    | {"addressing", "request_base", "response_base", "functional_id", "bitrate", "fd"}
+    # where a network CAN bridge listens (python-can's socketcand: the e-series VCI)
+    | {"host", "port"},
 }
 _TRUE: Final = frozenset({"1", "true", "yes", "on"})
 _FALSE: Final = frozenset({"0", "false", "no", "off", ""})
@@ -252,10 +255,18 @@ def _open_can(vci: VciUrl) -> Link:
         )
     else:
         raise ConfigError(f"option addressing={kind!r} is not bmw or normal: e.g. {example}")
+    bridge: dict[str, object] = {}
+    if "host" in options:
+        bridge["host"] = options["host"]
+    if "port" in options:
+        bridge["port"] = _number(
+            options, "port", 29536, "can://socketcand/can0?host=127.0.0.1&port=29536"
+        )
     return IsotpLink(
         vci.interface,
         vci.channel,
         addressing=addressing,
+        bus_kwargs=bridge,
         tester_address=_number(options, "tester", 0xF1, "can://virtual/bus?tester=0xF1"),
         functional_address=_number(
             options, "functional", 0xDF, "can://virtual/bus?functional=0xDF"
