@@ -193,6 +193,28 @@ async def test_memory_format_and_data_format_are_passed_through() -> None:
     assert link.sent[0] == (ECU, b"\x34\x11\x44\x00\x00\x10\x00\x00\x00\x00\x04")
 
 
+async def test_compressed_download_announces_the_uncompressed_memory_size() -> None:
+    image = image_of(50_000)
+    packed = zlib.compress(image)
+    ecu = FlashEcu(max_block_length=0x0FFF)
+    link, client = await setup(ecu)
+    result = await client.download(
+        0x1000, len(image), [packed], data_format=0x10, transfer_size=len(packed)
+    )
+    # ISO 14229-1: memorySize is what the data takes in memory, uncompressed
+    assert link.sent[0][1][-2:] == len(image).to_bytes(2, "big")
+    assert bytes(ecu.data) == packed
+    assert result.bytes_sent == len(packed)
+    assert result.crc32 == zlib.crc32(packed)  # routine 0202 checks what was transferred
+
+
+async def test_compressed_download_checks_the_transfer_size_it_was_given() -> None:
+    ecu = FlashEcu(max_block_length=0x0FFF)
+    _, client = await setup(ecu)
+    with pytest.raises(ConfigError, match="announced 10"):
+        await client.download(0x1000, 100, [b"x" * 12], data_format=0x10, transfer_size=10)
+
+
 async def test_async_iterable_source() -> None:
     ecu = FlashEcu(max_block_length=0x0102)
     _, client = await setup(ecu)

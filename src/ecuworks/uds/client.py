@@ -497,8 +497,12 @@ class UdsClient:
         data_format: int = 0x00,
         memory_format: tuple[int, int] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        transfer_size: int | None = None,
     ) -> _download.DownloadResult:
-        """RequestDownload, TransferData, RequestTransferExit; see :func:`.download.download`."""
+        """RequestDownload, TransferData, RequestTransferExit; see :func:`.download.download`.
+
+        ``size`` is the memory size (uncompressed); ``transfer_size`` what ``chunks`` yields.
+        """
         return await _download.download(
             self,
             address,
@@ -507,6 +511,7 @@ class UdsClient:
             data_format=data_format,
             memory_format=memory_format,
             progress=progress,
+            transfer_size=transfer_size,
         )
 
 

@@ -148,13 +148,18 @@ class Rechunker:
 class _Transfer:
     """The TransferData loop's state; the caller holds ``link.lock(target)``."""
 
-    __slots__ = ("blocks", "client", "counter", "crc", "progress", "sent", "size")
+    __slots__ = ("blocks", "client", "counter", "crc", "limit", "progress", "sent", "total")
 
     def __init__(
-        self, client: UdsClient, size: int, progress: Callable[[int, int], None] | None
+        self,
+        client: UdsClient,
+        limit: int | None,
+        total: int,
+        progress: Callable[[int, int], None] | None,
     ) -> None:
         self.client = client
-        self.size = size
+        self.limit = limit  # bytes that may be transferred, when known
+        self.total = total  # what progress counts towards
         self.progress = progress
         self.counter = FIRST_COUNTER
         self.sent = 0
@@ -164,10 +169,10 @@ class _Transfer:
     async def send(self, block: Block) -> None:
         """Transfer one block and check its ``76 <counter>`` answer."""
         sent = self.sent + len(block)
-        if sent > self.size:
+        if self.limit is not None and sent > self.limit:
             raise ConfigError(
-                f"the image has more than {self.size} bytes, but the download announced "
-                f"{self.size}; nothing past byte {self.size} was sent"
+                f"the image has more than {self.limit} bytes, but the download announced "
+                f"{self.limit}; nothing past byte {self.limit} was sent"
             )
         client = self.client
         link = client.link
@@ -196,7 +201,7 @@ class _Transfer:
         self.blocks += 1
         self.counter = (counter + 1) & 0xFF
         if self.progress is not None:
-            self.progress(sent, self.size)
+            self.progress(sent, self.total)
 
 
 async def download(
@@ -208,6 +213,7 @@ async def download(
     data_format: int = 0x00,
     memory_format: tuple[int, int] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    transfer_size: int | None = None,
 ) -> DownloadResult:
     """Download ``size`` bytes from ``chunks`` to ``address`` in the ECU.
 
@@ -217,10 +223,16 @@ async def download(
     Args:
         client: the client of the ECU (in the programming session, unlocked).
         address: memory address to download to.
-        size: bytes the image has; announced in RequestDownload.
-        chunks: the image, in chunks of any size (bytes-like), sync or async.
+        size: memorySize announced in RequestDownload: the bytes the image takes in the
+            ECU's memory, i.e. UNCOMPRESSED (ISO 14229-1: the server compares the
+            uncompressed memory size with what it received).
+        chunks: the data to transfer (compressed when ``data_format`` says so), in
+            chunks of any size (bytes-like), sync or async.
         data_format: dataFormatIdentifier: high nibble compression method, low nibble
             encryption method; 0x00 is neither.
+        transfer_size: bytes ``chunks`` yields. Defaults to ``size`` for plain data; for
+            compressed or encrypted data, give it to have the length checked here (the
+            ECU checks the memory size itself).
         memory_format: ``(address bytes, size bytes)`` widths for the ALFID; by default the
             fewest bytes that hold each value.
         progress: called with ``(bytes sent, size)`` after every block.
@@ -251,7 +263,9 @@ async def download(
                 f"response: {exc}"
             ) from exc
         rechunker = Rechunker(block_payload_size(max_block_length))
-        transfer = _Transfer(client, size, progress)
+        if transfer_size is None and data_format == 0x00:
+            transfer_size = size
+        transfer = _Transfer(client, transfer_size, transfer_size or size, progress)
         if isinstance(chunks, AsyncIterable):
             async for chunk in chunks:
                 for block in rechunker.feed(chunk):
@@ -263,10 +277,10 @@ async def download(
         last = rechunker.flush()
         if last is not None:
             await transfer.send(last)
-        if transfer.sent != size:
+        if transfer_size is not None and transfer.sent != transfer_size:
             raise ConfigError(
-                f"the image has {transfer.sent} bytes but the download announced {size}; "
-                "the transfer was not exited, start the download again"
+                f"the image has {transfer.sent} bytes but the download announced "
+                f"{transfer_size}; the transfer was not exited, start the download again"
             )
         await client._exchange(b"\x37")
     return DownloadResult(
