@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -140,6 +141,59 @@ def send(
     except UdsError as error:
         raise _fail(str(error), 1) from error
     console.print(answer.hex(" ").upper())
+
+
+@app.command()
+def sim(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    vehicle: Annotated[
+        str, typer.Option(help="f-series, g-series, e-series, or a profile TOML file.")
+    ] = "f-series",
+    host: Annotated[str, typer.Option(help="Loopback address to serve on.")] = "127.0.0.1",
+    doip_port: Annotated[int, typer.Option(help="DoIP TCP+UDP port (0: any free).")] = 13400,
+    hsfz_port: Annotated[int, typer.Option(help="HSFZ TCP port.")] = 6801,
+    hsfz_udp_port: Annotated[int, typer.Option(help="HSFZ identification UDP port.")] = 6811,
+    control_port: Annotated[int, typer.Option(help="HTTP control API port.")] = 8765,
+    vci_port: Annotated[int, typer.Option(help="E-series D-CAN bridge (socketcand).")] = 29536,
+    time_scale: Annotated[
+        float, typer.Option(help="Divide every simulated duration by this.")
+    ] = 1.0,
+    size_scale: Annotated[
+        float | None, typer.Option(help="Scale of the ECUs' image sizes (profile default).")
+    ] = None,
+    state: Annotated[
+        Path | None, typer.Option(help="Keep the vehicle's state in this file between runs.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the ECUs' security seeds.")] = 0,
+) -> None:
+    """Run a simulated vehicle until stopped (Ctrl-C); prints one line 'ready ...'."""
+    from ecuworks.sim.simulator import Simulator  # noqa: PLC0415 -- only this command needs it
+
+    async def run() -> None:
+        simulator = Simulator(
+            vehicle,
+            host=host,
+            doip_port=doip_port,
+            hsfz_port=hsfz_port,
+            hsfz_udp_port=hsfz_udp_port,
+            control_port=control_port,
+            vci_port=vci_port,
+            time_scale=time_scale,
+            state_file=state,
+            size_scale=size_scale,
+            seed=seed,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        async with simulator:
+            print(simulator.ready_line(), flush=True)
+            await stop.wait()
+
+    try:
+        asyncio.run(run())
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_USAGE) from error
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from ecuworks.profiles.loader import (
     ENTRY_POINT_GROUP,
     available_profiles,
     load_profile,
+    parse_ecu,
     parse_profile,
     scaled_size,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "VehicleProfile",
     "available_profiles",
     "load_profile",
+    "parse_ecu",
     "parse_profile",
     "scaled_size",
 ]

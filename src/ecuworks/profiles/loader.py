@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from fractions import Fraction
 from importlib import metadata, resources
 from importlib.resources.abc import Traversable
@@ -335,6 +335,17 @@ def parse_profile(
         return _vehicle(_Table(document, ""), size_scale)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from exc
+
+
+def parse_ecu(table: Mapping[str, Any], *, size_scale: float, source: str = "<ecu>") -> EcuProfile:
+    """Build one ECU from a mapping laid out like an ``[[ecus]]`` table (e.g. JSON).
+
+    The simulator's ``POST /ecus`` (a retrofit: a new ECU is installed) takes it.
+
+    Raises:
+        ConfigError: the mapping describes no valid ECU; the message names the field.
+    """
+    return _ecu(_Table(dict(table), source), size_scale)
 
 
 def _vehicle(top: _Table, size_scale: float | None) -> VehicleProfile:

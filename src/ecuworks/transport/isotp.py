@@ -29,7 +29,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import can
 import isotp
@@ -41,6 +41,8 @@ from ecuworks.transport.can_addressing import BMW_DCAN, CanAddressing, normal_11
 __all__ = ["BMW_DCAN", "CanAddressing", "IsotpLink", "normal_11bit"]
 
 _log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # How often idle threads look for a stop request; bounds how long close() takes.
 _POLL: Final = 0.05
@@ -255,8 +257,9 @@ class IsotpLink(Link):
     async def open(self) -> None:
         """Open the CAN interface. Stacks for ECUs are created on first use.
 
-        python-can opens buses synchronously; this happens once per session, before any
-        exchange, so it runs on the event loop.
+        python-can opens buses synchronously, and some wait on the network (socketcand
+        waits for its server's greeting), so the bus opens in a worker thread: the event
+        loop keeps serving, whatever else runs on it (a simulator in the same process).
 
         Raises:
             LinkError: python-can cannot open the interface.
@@ -271,7 +274,10 @@ class IsotpLink(Link):
         if self.fd:
             config["fd"] = True
         try:
-            bus = can.Bus(interface=self.interface, channel=self.channel, **config)
+            bus = await _run_in_thread(
+                lambda: can.Bus(interface=self.interface, channel=self.channel, **config),
+                "ecuworks-can-open",
+            )
         except Exception as exc:  # backends raise anything from OSError to ImportError
             raise LinkError(
                 f"cannot open CAN interface {self.interface!r} channel {self.channel!r}: "
@@ -327,7 +333,10 @@ class IsotpLink(Link):
                 stopper.join()
             bus.shutdown()
 
-        await _run_in_thread(work, "ecuworks-isotp-close")
+        try:
+            await _run_in_thread(work, "ecuworks-isotp-close")
+        except Exception:  # a backend failing to shut down must not fail close()
+            _log.exception("closing the CAN link failed")
 
     # -- for the stacks' threads -------------------------------------------------------
 
@@ -456,27 +465,38 @@ class IsotpLink(Link):
             ) from exc
 
 
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]  # None only with an error
 
 
-async def _run_in_thread(work: Callable[[], None], name: str) -> None:
-    """Run blocking teardown in a thread of its own and wait for it without blocking."""
+async def _run_in_thread(work: Callable[[], T], name: str) -> T:
+    """Run blocking python-can work in a thread of its own; its result or its exception.
+
+    A thread of its own, not the loop's executor: when the link is closed, no thread of
+    it is left behind.
+    """
     loop = asyncio.get_running_loop()
-    done: asyncio.Future[None] = loop.create_future()
+    done: asyncio.Future[T] = loop.create_future()
 
     def run() -> None:
+        result: T | None = None
+        error: BaseException | None = None
         try:
-            work()
-        except Exception:
-            _log.exception("closing the CAN link failed")
-        finally:
-            with contextlib.suppress(RuntimeError):  # the loop has closed
-                loop.call_soon_threadsafe(_settle, done)
+            result = work()
+        except BaseException as exc:  # handed to the awaiting task, which re-raises it
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            loop.call_soon_threadsafe(_settle, done, result, error)
 
     thread = threading.Thread(target=run, name=name)
     thread.start()
-    # Shielded: a cancelled close() still lets the teardown finish in its thread.
-    await asyncio.shield(done)
-    thread.join(_JOIN_TIMEOUT)  # it has only to return after settling the future
+    try:
+        # Shielded: a cancelled caller still lets the work finish in its thread.
+        return await asyncio.shield(done)
+    finally:
+        thread.join(_JOIN_TIMEOUT)  # it has only to return after settling the future
