@@ -473,6 +473,18 @@ def test_s3_timeout_falls_back_to_default_and_relocks() -> None:
     assert bench.ask("2E40000000ffff") == nrc(0x2E, 0x7F)
 
 
+def test_protocol_timers_stay_in_real_time_when_the_clock_is_scaled() -> None:
+    # At time scale 100, 5 s of S3 must still be 5 real seconds: 500 simulated ones,
+    # or a tester sending tester present every 1.5 s would lose its session.
+    bench = Bench()
+    bench.server = EcuServer(bench.ecu, bench.vehicle, seed=7, protocol_scale=100.0)
+    bench.ask("1003")
+    bench.wait(490.0)
+    assert bench.ecu.session == 0x03
+    bench.wait(20.0)
+    assert bench.ecu.session == 0x01
+
+
 def test_tester_present_keeps_the_session_open() -> None:
     bench = Bench()
     bench.ask("1003")

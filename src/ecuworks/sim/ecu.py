@@ -165,14 +165,27 @@ class EcuServer:
         state: the ECU's runtime state; the server changes it in place.
         vehicle: the vehicle it sits in (VIN, battery, gateway data).
         seed: seeds the random source of SecurityAccess seeds, for repeatable runs.
+        protocol_scale: the clock's time scale. Physical durations (erase, write, boot) are
+            simulated and shrink with it; the protocol's timers (S3server, P2server, the
+            0x78 cadence, the security delay) are what a tester meets in real time, so they
+            are multiplied by it to stay constant in real seconds.
     """
 
-    def __init__(self, state: EcuState, vehicle: VehicleState, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        state: EcuState,
+        vehicle: VehicleState,
+        *,
+        seed: int = 0,
+        protocol_scale: float = 1.0,
+    ) -> None:
         self.state = state
         self.vehicle = vehicle
+        self._s3 = S3_SERVER * protocol_scale
+        self._lockout = _LOCKOUT_SECONDS * protocol_scale
         # Not for cryptography: a repeatable source is the point of a simulator.
         self._random = random.Random(seed)  # noqa: S311
-        self._programming = Programming(state, vehicle)
+        self._programming = Programming(state, vehicle, scale=protocol_scale)
         self._level: int | None = None
         self._seed: tuple[int, bytes] | None = None
         self._failed_keys = 0
@@ -231,7 +244,7 @@ class EcuServer:
             if suppress and not any(is_response_pending(r.data) for r in replies):
                 replies = []
         if self.state.session != Session.DEFAULT:
-            self._s3_deadline = max(now, self._busy_until) + S3_SERVER
+            self._s3_deadline = max(now, self._busy_until) + self._s3
         return replies
 
     def next_deadline(self) -> float | None:
@@ -249,7 +262,7 @@ class EcuServer:
         """Apply what is due at ``now``: S3 timeout, end of boot, end of a lockout."""
         if self.state.session != Session.DEFAULT:
             if self._s3_deadline is None:
-                self._s3_deadline = max(now, self._busy_until) + S3_SERVER
+                self._s3_deadline = max(now, self._busy_until) + self._s3
             elif now >= self._s3_deadline:
                 at = self._s3_deadline
                 if self._default_means_reset():
@@ -459,6 +472,6 @@ class EcuServer:
             return bytes((0x67, level + 1))
         self._failed_keys += 1
         if self._failed_keys >= _MAX_FAILED_KEYS:
-            self._lockout_until = now + _LOCKOUT_SECONDS
+            self._lockout_until = now + self._lockout
             raise Refusal(Nrc.EXCEEDED_NUMBER_OF_ATTEMPTS)
         raise Refusal(Nrc.INVALID_KEY)

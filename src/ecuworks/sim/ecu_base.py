@@ -70,22 +70,25 @@ def negative(sid: int, nrc: int) -> bytes:
     return bytes((NEGATIVE_RESPONSE_SID, sid, nrc))
 
 
-def replies_after(sid: int, duration: float, final: bytes, *, pending: bool = False) -> list[Reply]:
+def replies_after(
+    sid: int, duration: float, final: bytes, *, pending: bool = False, scale: float = 1.0
+) -> list[Reply]:
     """Return the answer to work that takes ``duration`` simulated seconds.
 
     Work longer than P2server_max (or any, with ``pending``) answers 0x78 responsePending
     at once and every :data:`PENDING_INTERVAL` seconds until the final answer
     (ISO 14229-1, negative response code 0x78). The whole stream is returned up front, with
-    increasing delays; the gateway sends each at its time.
+    increasing delays; the gateway sends each at its time. ``scale`` (the clock's time
+    scale) keeps those protocol times constant in real time, as the tester measures them.
     """
-    if not pending and duration <= P2_SERVER_MAX:
+    if not pending and duration <= P2_SERVER_MAX * scale:
         return [Reply(duration, final)]
     wait = negative(sid, Nrc.REQUEST_CORRECTLY_RECEIVED_RESPONSE_PENDING)
     replies: list[Reply] = []
     at = 0.0
     while at < duration or not replies:
         replies.append(Reply(at, wait))
-        at += PENDING_INTERVAL
+        at += PENDING_INTERVAL * scale
     replies.append(Reply(duration, final))
     return replies
 

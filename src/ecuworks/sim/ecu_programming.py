@@ -64,11 +64,21 @@ class Programming:
         vehicle: the vehicle (battery, energy mode).
     """
 
-    __slots__ = ("_counter", "_download", "_erased", "_last", "_previous", "ecu", "vehicle")
+    __slots__ = (
+        "_counter",
+        "_download",
+        "_erased",
+        "_last",
+        "_previous",
+        "ecu",
+        "scale",
+        "vehicle",
+    )
 
-    def __init__(self, ecu: EcuState, vehicle: VehicleState) -> None:
+    def __init__(self, ecu: EcuState, vehicle: VehicleState, *, scale: float = 1.0) -> None:
         self.ecu = ecu
         self.vehicle = vehicle
+        self.scale = scale  # protocol timers stay in real time (see EcuServer)
         self._erased: set[int] = set()
         self._download: Download | None = None
         self._last: Download | None = None
@@ -158,7 +168,7 @@ class Programming:
         self._erased.add(address)
         seconds = size / 1024 * ecu.erase_ms_per_kib / 1000
         final = self._answer(Routine.ERASE_MEMORY, _OK)
-        return replies_after(_SID_ROUTINE, seconds, final, pending=True)
+        return replies_after(_SID_ROUTINE, seconds, final, pending=True, scale=self.scale)
 
     def _check_memory(self, option: bytes) -> bytes:
         """Routine 0202: compare the tester's CRC-32 with the transferred bytes'."""
@@ -269,7 +279,7 @@ class Programming:
         self._previous = counter
         self._counter = (counter + 1) & 0xFF
         seconds = written / (self.ecu.write_kib_s * 1024)
-        return replies_after(ServiceId.TRANSFER_DATA, seconds, answer)
+        return replies_after(ServiceId.TRANSFER_DATA, seconds, answer, scale=self.scale)
 
     def transfer_exit(self, request: bytes) -> bytes:
         """Answer ``37`` with ``77``; the region takes the unit the image declares.

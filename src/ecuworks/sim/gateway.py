@@ -185,7 +185,9 @@ class Gateway:
     # -- ECUs come and go (retrofit, replacement) ---------------------------------------
 
     def _attach(self, address: int, state: EcuState) -> None:
-        self.ecus[address] = EcuServer(state, self.vehicle, seed=self._seed + address)
+        self.ecus[address] = EcuServer(
+            state, self.vehicle, seed=self._seed + address, protocol_scale=self.clock.time_scale
+        )
         self._locks.setdefault(address, asyncio.Lock())
 
     def replace(self, address: int) -> EcuState:
