@@ -7,20 +7,17 @@ alive check) with ``dumpcap`` and asserts that tshark finds every message type, 
 the UDS inside, and flags nothing as malformed.
 
 Needs Debian's ``tshark`` (``make system-deps`` installs it; CI runs that first) and the
-right to capture on ``lo`` (root, as on CI and the development machines).
+right to capture on ``lo`` (root, as on CI and the development machines); the capture
+helpers are in ``tests/interop/capture.py``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import shutil
-import signal
 import socket
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.interop.capture import MALFORMED_OR_ERROR, Capture, dumpcap, tshark, until_live
 from tests.transport.doip_server import DoipTestServer, echo_handler
 
 from ecuworks.errors import TransportNack
@@ -33,91 +30,16 @@ END_MARK = b"ecuworks-capture-end"  # in the last request and its answer
 EXPECTED_TYPES = {0x0005, 0x0006, 0x8001, 0x8002, 0x8003, 0x0007, 0x0008}
 
 
-def _tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(
-            f"{name} is not installed: run `make system-deps` (installs Debian tshark, "
-            "whose DoIP and UDS dissectors this test checks our traffic against)"
-        )
-    return path
-
-
-class _Capture:
-    """``dumpcap`` on ``lo`` writing pcapng to a pipe that is read as it arrives."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-        self.data = bytearray()
-        self.grew = asyncio.Event()
-        self.reader = asyncio.ensure_future(self._read())
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        while chunk := await self.process.stdout.read(65536):
-            self.data += chunk
-            self.grew.set()
-
-    async def wait_for(self, needle: bytes, count: int = 1, within: float = 10) -> None:
-        """Wait until ``needle`` was captured ``count`` times (TimeoutError after ``within`` s)."""
-        async with asyncio.timeout(within):
-            while self.data.count(needle) < count:
-                self.grew.clear()
-                await self.grew.wait()
-
-    async def stop(self) -> bytes:
-        if self.process.returncode is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            async with asyncio.timeout(10):
-                await self.reader
-                await self.process.wait()
-        except TimeoutError:
-            self.process.kill()
-            await self.process.wait()
-            self.reader.cancel()
-        return bytes(self.data)
-
-
-@contextlib.asynccontextmanager
-async def _dumpcap(port: int) -> AsyncIterator[_Capture]:
-    process = await asyncio.create_subprocess_exec(
-        _tool("dumpcap"),
-        *("-i", "lo", "-f", f"tcp port {port}", "-w", "-"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    capture = _Capture(process)
-    assert process.stderr is not None
-    said: list[bytes] = []
-    try:
-        async with asyncio.timeout(10):
-            while line := await process.stderr.readline():
-                said.append(line)
-                if b"Capturing on" in line:
-                    break
-        if not said or b"Capturing on" not in said[-1]:
-            pytest.fail(f"dumpcap could not capture on lo: {b''.join(said).decode()}")
-        yield capture
-    finally:
-        await capture.stop()
-        await process.stderr.read()  # drain its remaining (harmless) messages
-
-
-async def _until_live(capture: _Capture, server: DoipTestServer) -> None:
-    """Return once a probe frame shows up in the capture.
-
-    dumpcap says "Capturing on" a moment before its filter is in place, and packets of
-    that moment are lost; the session must not start before the capture really runs.
-    """
+async def _until_live(capture: Capture, server: DoipTestServer) -> None:
+    """Return once a probe frame shows up in the capture (see :func:`until_live`)."""
     probe_frame = EntityStatusRequest().encode()  # valid DoIP that the server ignores
     with socket.create_connection((server.host, server.port), timeout=5) as probe:
-        for _ in range(50):
+
+        def send_probe() -> bytes:
             probe.sendall(probe_frame)
-            with contextlib.suppress(TimeoutError):
-                await capture.wait_for(probe_frame, within=0.2)
-                return
-    pytest.fail("dumpcap captured nothing on lo within 10 s")
+            return probe_frame
+
+        await until_live(capture, send_probe)
 
 
 async def _session(server: DoipTestServer) -> None:
@@ -141,22 +63,9 @@ async def _handler(target: int, request: bytes) -> list[bytes]:
     return await echo_handler(target, request)
 
 
-async def _tshark(*args: str) -> list[str]:
-    process = await asyncio.create_subprocess_exec(
-        _tool("tshark"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode().splitlines()
-
-
 async def test_tshark_decodes_our_doip_session_without_malformed_packets(tmp_path: Path) -> None:
     async with DoipTestServer(_handler, targets={0x10, 0x12}) as server:
-        async with _dumpcap(server.port) as capture:
+        async with dumpcap(f"tcp port {server.port}") as capture:
             await _until_live(capture, server)
             await _session(server)
             await capture.wait_for(END_MARK, count=2)  # the last request and its answer
@@ -165,12 +74,12 @@ async def test_tshark_decodes_our_doip_session_without_malformed_packets(tmp_pat
     path = tmp_path / "doip.pcapng"
     path.write_bytes(pcap)
     decode = ("-r", str(path), "-d", f"tcp.port=={server.port},doip")
-    malformed = await _tshark(*decode, "-Y", "_ws.malformed || _ws.expert.severity >= 8388608")
+    malformed = await tshark(*decode, "-Y", MALFORMED_OR_ERROR)
     assert malformed == [], "tshark flags packets as malformed or erroneous:\n" + "\n".join(
-        await _tshark(*decode, "-V", "-Y", "_ws.malformed || _ws.expert.severity >= 8388608")
+        await tshark(*decode, "-V", "-Y", MALFORMED_OR_ERROR)
     )
 
-    rows = await _tshark(
+    rows = await tshark(
         *decode, "-Y", "doip", "-T", "fields", "-E", "occurrence=a",
         "-e", "doip.type", "-e", "uds.sid",
     )  # fmt: skip
