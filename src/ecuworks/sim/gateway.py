@@ -34,8 +34,10 @@ __all__ = ["Gateway"]
 
 # Power mode "ready" needs the voltage ECUs accept flash work at (ecu_base's window).
 _READY_VOLTS: Final = 10.5
-# The timer loop wakes at least this often (simulated seconds) to look at the battery.
-_IDLE_POLL_SIM_S: Final = 1.0
+# The timer loop looks at least this often (real seconds) even when nothing is due: a
+# safety net only, as fault and battery changes wake it (at time scale 100, one simulated
+# second as the period woke it a hundred times a second for nothing).
+_IDLE_POLL_REAL_S: Final = 1.0
 
 
 class Gateway:
@@ -77,6 +79,7 @@ class Gateway:
         self._eid = bytes([(digest[0] & 0xFC) | 0x02]) + digest[1:6]
         self._browned_out = False
         self._wake = asyncio.Event()
+        self._timer_at = 0.0  # when the timer loop plans to look again (simulated)
         self._timer: asyncio.Task[None] | None = None
         self.on_change: Callable[[], None] = lambda: None  # the simulator saves state then
 
@@ -209,10 +212,14 @@ class Gateway:
 
     # -- one exchange ------------------------------------------------------------------
 
-    async def _transfer(self, ecu: EcuState, size: int, *, to_ecu: bool) -> None:
-        """Carry ``size`` bytes between gateway and ECU over its bus, sharing the bus."""
+    def _book(self, ecu: EcuState, size: int, *, to_ecu: bool, start: float) -> float:
+        """Book ``size`` bytes between gateway and ECU on its bus; when they have arrived.
+
+        Times are logical (simulated seconds): a wait that overshot does not delay what is
+        booked after it, so the bus keeps its modelled rate.
+        """
         if not self.bus_timing:
-            return
+            return start
         bus = self._buses[ecu.bus]
         if bus.kind in ("can", "canfd"):
             # The receiver's flow control paces ISO-TP: the ECU's own STmin and block size
@@ -226,8 +233,7 @@ class Gateway:
             )
         else:
             seconds = transfer_seconds(bus, size)
-        done = self._schedulers[ecu.bus].reserve(self.clock.now(), seconds)
-        await self.clock.sleep_until(done)
+        return self._schedulers[ecu.bus].reserve(start, seconds)
 
     async def exchange(
         self, target: int, payload: bytes, *, functional: bool
@@ -239,8 +245,8 @@ class Gateway:
         state = server.state
         # A UDS server works on one request at a time.
         async with self._locks[target]:
-            await self._transfer(state, len(payload), to_ecu=True)
-            now = self.clock.now()
+            now = self._book(state, len(payload), to_ecu=True, start=self.clock.now())
+            await self.clock.sleep_until(now)
             if not self._check_power(now) or self.faults.silenced(target):
                 return
             nrc = self.faults.take_nrc(target, payload[0])
@@ -251,17 +257,31 @@ class Gateway:
                     (reply.delay, reply.data)
                     for reply in server.handle(payload, now, functional=functional)
                 ]
-            self._wake.set()  # new deadlines (S3, boot, erase) for the timer loop
+            self._deadline_moved(server)
             self.on_change()
             for delay, data in answers:
-                await self.clock.sleep_until(now + delay)
-                if server is not self.ecus.get(target) or not self._check_power(self.clock.now()):
+                ready = now + delay
+                if delay > 0:
+                    await self.clock.sleep_until(ready)  # the ECU works (erase, write)
+                done = self._book(state, len(data), to_ecu=False, start=ready)
+                await self.clock.sleep_until(done)
+                if server is not self.ecus.get(target) or self._browned_out:
                     return  # replaced or browned out meanwhile: that answer never comes
-                await self._transfer(state, len(data), to_ecu=False)
                 yield data
             self.on_change()
 
     # -- timers ------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Have the timer loop look again now (a fault or the battery changed)."""
+        self._wake.set()
+
+    def _deadline_moved(self, server: EcuServer) -> None:
+        # Waking the loop on every request cost a quarter of the simulator's CPU: only an
+        # earlier deadline than the one it sleeps towards needs it.
+        deadline = server.next_deadline()
+        if deadline is not None and deadline < self._timer_at:
+            self._wake.set()
 
     async def _run_timers(self) -> None:
         """Poll each ECU at its next deadline and watch the battery, until cancelled."""
@@ -269,7 +289,7 @@ class Gateway:
         while True:
             now = clock.now()
             self._check_power(now)
-            deadlines = [now + _IDLE_POLL_SIM_S]
+            deadlines = [now + clock.to_sim(_IDLE_POLL_REAL_S)]
             for server in self.ecus.values():
                 deadline = server.next_deadline()
                 if deadline is not None and deadline <= now:
@@ -281,6 +301,7 @@ class Gateway:
             for start, end, _ in self.faults.sags():
                 deadlines.extend(t for t in (start, end) if t > now)
             self._wake.clear()
-            wait = max(0.0, min(deadlines) - clock.now())
+            self._timer_at = min(deadlines)
+            wait = max(0.0, self._timer_at - clock.now())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), clock.to_real(wait))

@@ -50,6 +50,7 @@ class _Faults(Faults):
 
     def add(self, fault: Fault, now: float) -> dict[str, Any]:
         stored = super().add(fault, now)
+        self._simulator.gateway.wake()  # a sag may start before the timer loop looks again
         if isinstance(fault, DropFault):
             budget = self.take_drop()
             for server in self._simulator.servers:
@@ -268,6 +269,7 @@ class Simulator:
             self.state.battery.volts = volts
         if charger is not None:
             self.state.battery.charger = charger
+        self.gateway.wake()  # below the brownout level every ECU resets at once
         self._save_now()
         return {"volts": self.state.battery.volts, "charger": self.state.battery.charger}
 
@@ -276,6 +278,15 @@ class Simulator:
         if address not in self.state.ecus:
             raise KeyError(f"no ECU at 0x{address:02X}")
         ecu = self.gateway.replace(address)
+        # A new part comes with the bootloader it was built with. The blank copies the old
+        # part's, which a bricked ECU (the usual reason for a swap) no longer has: then it
+        # is the profile's.
+        factory = next((e for e in self.profile.ecus if e.address == address), None)
+        if factory is not None:
+            units = {r.address: r.unit for r in factory.regions if r.process_class == "BTLD"}
+            for region in ecu.regions:
+                if region.address in units and region.unit is None:
+                    region.unit, region.valid = units[region.address], True
         self._save_now()
         return ecu.to_json()
 

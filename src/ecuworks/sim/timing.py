@@ -26,6 +26,7 @@ doc examples below are those figures, and the tests check them:
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -55,6 +56,10 @@ Stuffing = Literal["none", "typical", "worst"]
 Addressing = Literal["normal", "extended"]
 
 # --- simulated time ---------------------------------------------------------------------
+
+
+MIN_REAL_SLEEP: Final = 0.001
+"""Shorter waits only yield (see :meth:`Clock.sleep_until`)."""
 
 
 class Clock:
@@ -106,8 +111,17 @@ class Clock:
         await asyncio.sleep(max(0.0, sim_s) / self.time_scale)
 
     async def sleep_until(self, sim_t: float) -> None:
-        """Sleep until :meth:`now` reaches ``sim_t`` (e.g. a :meth:`BusScheduler.reserve`)."""
-        await self.sleep(sim_t - self.now())
+        """Sleep until :meth:`now` reaches ``sim_t`` (e.g. a :meth:`BusScheduler.reserve`).
+
+        Waits shorter than :data:`MIN_REAL_SLEEP` only yield: the event loop's timers are
+        rounded up to whole milliseconds (epoll), so a 0.2 ms CAN frame would take 1 ms;
+        longer ones aim half a millisecond early, so the rounding errs both ways.
+        Callers aim at absolute times booked on a :class:`BusScheduler`, so time skipped
+        here is slept with the next wait that is long enough: the average rate holds.
+        """
+        real = (sim_t - self.now()) / self.time_scale
+        # Aim half a tick early: the rounding up then lands on average on time.
+        await asyncio.sleep(real - MIN_REAL_SLEEP / 2 if real >= MIN_REAL_SLEEP else 0)
 
 
 # --- classic CAN (ISO 11898-1:2015, 10.4.2 data frame) -----------------------------------
@@ -410,6 +424,7 @@ def flexray_transfer_seconds(
     return max(0, payload_bytes) * 8 / (bitrate * share)
 
 
+@functools.lru_cache(maxsize=4096)
 def transfer_seconds(
     bus: BusProfile,
     payload_bytes: int,
@@ -425,7 +440,10 @@ def transfer_seconds(
     ``can`` and ``canfd`` are ISO-TP (:func:`isotp_transfer_seconds`; CAN FD with 64-byte
     frames at ``bus.data_bitrate``), ``ethernet`` is TCP
     (:func:`ethernet_transfer_seconds`), ``flexray`` is :func:`flexray_transfer_seconds`.
-    The ISO-TP parameters are ignored on the other kinds.
+    The ISO-TP parameters are ignored on the other kinds. Cached: a download repeats the
+    same block size thousands of times, and ISO-TP's arithmetic walks every frame (the cost
+    of a 4 KiB block on CAN was 1-2 ms of CPU, which at a high time scale added more than
+    the bus time itself).
 
     Raises:
         ConfigError: an unknown bus kind or impossible parameters.
