@@ -30,6 +30,9 @@ _log = logging.getLogger(__name__)
 
 # Endpoint timers (N_Bs, N_Cr) are checked this often, in real seconds.
 _POLL_REAL_S: Final = 0.05
+# N_Bs and N_Cr, 1000 ms each (ISO 15765-2, table 16). The tester meets them in real time,
+# so, like the ECUs' protocol timers, the time scale does not shorten them.
+_N_TIMEOUT_S: Final = 1.0
 
 
 class _Ecu:
@@ -75,6 +78,8 @@ class DcanBus:
                 stmin_s=state.isotp_stmin_ms / 1000,
                 block_size=state.isotp_block_size,
                 max_message=max(0xFFF, state.max_block_length),
+                n_bs=_N_TIMEOUT_S * clock.time_scale,
+                n_cr=_N_TIMEOUT_S * clock.time_scale,
                 frame_s=self._frame_s,
             )
             self._ecus[address] = _Ecu(address, endpoint)
