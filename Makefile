@@ -41,6 +41,7 @@ fmt: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.transfer
+	$(BIN)/python -m bench.sim
 
 demo: $(STAMP)
 	@echo "make demo arrives with the main-job issue (identify -> plan -> program on the"
