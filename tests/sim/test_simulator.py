@@ -7,6 +7,7 @@ import asyncio
 import httpx
 from tests.conftest import StartSimulator
 
+from ecuworks.errors import LinkError
 from ecuworks.transport.doip import DoipLink
 from ecuworks.transport.hsfz import HsfzLink
 from ecuworks.transport.url import open_link
@@ -45,3 +46,31 @@ async def test_state_is_served_and_matches_the_vehicle(start_simulator: StartSim
     assert state["vin"] == sim.state.vin
     assert len(state["ecus"]) >= 40
     assert {"vin", "series", "vo", "ilevel", "battery", "ecus"} <= set(state)
+
+
+async def test_one_drop_fault_cuts_one_connection_whatever_its_protocol(
+    start_simulator: StartSimulator,
+) -> None:
+    sim = await start_simulator("f-series")
+    control = f"http://127.0.0.1:{sim.ports['control']}"
+    async with (
+        HsfzLink("127.0.0.1", sim.ports["hsfz"]) as hsfz,
+        DoipLink("127.0.0.1", sim.ports["doip"]) as doip,
+    ):
+        async with httpx.AsyncClient() as client:
+            added = await client.post(f"{control}/faults", json={"kind": "drop", "after_bytes": 40})
+        assert added.status_code == 201
+
+        async def read_until_cut() -> int:
+            for reads in range(20):  # 11 bytes a request: the fault strikes within four
+                try:
+                    await UdsClient(hsfz, 0x12).read_did(0xF190)
+                except LinkError:
+                    return reads
+            return 20
+
+        reads = await read_until_cut()
+        assert 1 <= reads < 20
+        # the fault is spent: the other protocol's connection is not cut as well
+        for _ in range(10):
+            assert await UdsClient(doip, 0x12).read_did(0xF190) == sim.state.vin.encode()

@@ -40,13 +40,12 @@ import asyncio
 import logging
 import socket
 import struct
-from collections.abc import Coroutine
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Any, Final, cast
 
 from ecuworks.errors import DoipHeaderError, ParseError
 from ecuworks.sim.router import Router
+from ecuworks.sim.server_base import DropBudget, ProtocolServer
 from ecuworks.wire.doip import (
     DEFAULT_VERSION,
     FUNCTIONAL_ADDRESS,
@@ -116,7 +115,7 @@ class _HeaderFault:
     close: bool
 
 
-class DoipServer:
+class DoipServer(ProtocolServer):
     """A DoIP entity (gateway) serving a :class:`~ecuworks.sim.router.Router`.
 
     Args:
@@ -131,7 +130,10 @@ class DoipServer:
         initial_inactivity: T_TCP_Initial_Inactivity, seconds.
         version: the protocol version byte of what the entity sends.
         max_payload: larger payloads are refused with header NACK 0x02.
+        drops: the vehicle's drop fault, shared with its other servers.
     """
+
+    protocol = "DoIP"
 
     def __init__(
         self,
@@ -146,7 +148,9 @@ class DoipServer:
         initial_inactivity: float = 2.0,
         version: int = DEFAULT_VERSION,
         max_payload: int = DEFAULT_MAX_PAYLOAD,
+        drops: DropBudget | None = None,
     ) -> None:
+        super().__init__(drops=drops)
         self.router = router
         self.host = host
         self.requested_port = port
@@ -160,11 +164,7 @@ class DoipServer:
         self.connections: set[_Connection] = set()
         self.registered: dict[int, _Connection] = {}  # tester address -> its socket
         self._registry_lock = asyncio.Lock()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        self._udp: asyncio.DatagramTransport | None = None
         self._port: int | None = None
-        self._drop_budget: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -197,74 +197,6 @@ class DoipServer:
             # (clause 7.4); ecuworks never broadcasts, so testers ask by unicast instead.
             self._server, self._udp, self._port = server, udp, port
             return
-
-    async def close(self) -> None:
-        """Stop listening, close every tester socket and stop every ECU task."""
-        if self._server is not None:
-            self._server.close()
-        if self._udp is not None:
-            self._udp.close()
-        for connection in list(self.connections):
-            connection.abort()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-        self._server = self._udp = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    # -- faults ------------------------------------------------------------------------
-
-    def drop_after(self, n_bytes: int | None) -> None:
-        """Cut the tester connection that sends the next ``n_bytes`` bytes (abort, RST).
-
-        The bytes up to the cut are handled as usual; their answers are lost. One-shot;
-        ``None`` disarms.
-        """
-        self._drop_budget = n_bytes
-
-    def cut_point(self, size: int) -> int | None:
-        """Count ``size`` received bytes against the drop fault.
-
-        Returns:
-            How many of them to handle before cutting the connection, or None to handle
-            all of them and not cut.
-        """
-        budget = self._drop_budget
-        if budget is None:
-            return None
-        if size < budget:
-            self._drop_budget = budget - size
-            return None
-        self._drop_budget = None
-        return budget
-
-    # -- shared state ------------------------------------------------------------------
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coro`` as a task the server cancels on close."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("DoIP server task failed", exc_info=task.exception())
 
     def accepts(self, tester: int) -> bool:
         """Whether ``tester`` may activate routing."""

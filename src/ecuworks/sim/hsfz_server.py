@@ -31,12 +31,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Coroutine
-from types import TracebackType
-from typing import Any, Final, Self, cast
+from typing import Any, Final, cast
 
 from ecuworks.errors import ParseError
 from ecuworks.sim.router import Router
+from ecuworks.sim.server_base import DropBudget, ProtocolServer
 from ecuworks.wire.hsfz import (
     FUNCTIONAL_ADDRESS,
     HEADER,
@@ -64,7 +63,7 @@ _ECHO: Final = 5  # payload bytes an acknowledge echoes (gateways echo up to fiv
 _CONTROL_WORDS: Final = frozenset(int(word) for word in ControlWord)
 
 
-class HsfzServer:
+class HsfzServer(ProtocolServer):
     """An F-series gateway (ZGW) speaking HSFZ for a :class:`~ecuworks.sim.router.Router`.
 
     Args:
@@ -76,7 +75,10 @@ class HsfzServer:
         alive_check_interval: seconds between alive checks; ``None`` sends none.
         alive_check_timeout: seconds a tester has to reply to an alive check.
         max_frame_data: longer frames are refused with 0x0044 and skipped.
+        drops: the vehicle's drop fault, shared with its other servers.
     """
+
+    protocol = "HSFZ"
 
     def __init__(
         self,
@@ -89,7 +91,9 @@ class HsfzServer:
         alive_check_interval: float | None = None,
         alive_check_timeout: float = 1.0,
         max_frame_data: int = DEFAULT_MAX_FRAME_DATA,
+        drops: DropBudget | None = None,
     ) -> None:
+        super().__init__(drops=drops)
         self.router = router
         self.host = host
         self.requested_ports = (port, udp_port)
@@ -98,11 +102,7 @@ class HsfzServer:
         self.alive_check_timeout = alive_check_timeout
         self.max_frame_data = max_frame_data
         self.connections: set[_Connection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._server: asyncio.Server | None = None
-        self._udp: asyncio.DatagramTransport | None = None
         self._ports: tuple[int, int] | None = None
-        self._drop_budget: int | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -134,74 +134,6 @@ class HsfzServer:
             raise
         self._server, self._udp = server, udp
         self._ports = (server.sockets[0].getsockname()[1], udp.get_extra_info("sockname")[1])
-
-    async def close(self) -> None:
-        """Stop listening, close every tester socket and stop every ECU task."""
-        if self._server is not None:
-            self._server.close()
-        if self._udp is not None:
-            self._udp.close()
-        for connection in list(self.connections):
-            connection.abort()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-        self._server = self._udp = None
-
-    async def __aenter__(self) -> Self:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    # -- faults ------------------------------------------------------------------------
-
-    def drop_after(self, n_bytes: int | None) -> None:
-        """Cut the tester connection that sends the next ``n_bytes`` bytes (abort, RST).
-
-        The bytes up to the cut are handled as usual; their answers are lost. One-shot;
-        ``None`` disarms.
-        """
-        self._drop_budget = n_bytes
-
-    def cut_point(self, size: int) -> int | None:
-        """Count ``size`` received bytes against the drop fault.
-
-        Returns:
-            How many of them to handle before cutting the connection, or None to handle
-            all of them and not cut.
-        """
-        budget = self._drop_budget
-        if budget is None:
-            return None
-        if size < budget:
-            self._drop_budget = budget - size
-            return None
-        self._drop_budget = None
-        return budget
-
-    # -- shared ------------------------------------------------------------------------
-
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        """Run ``coro`` as a task the server cancels on close."""
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            _log.error("HSFZ server task failed", exc_info=task.exception())
 
     def identification(self) -> bytes:
         """The identification frame: gateway address, MAC (the EID) and VIN."""

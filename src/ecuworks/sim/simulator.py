@@ -29,6 +29,7 @@ from ecuworks.sim.doip_server import DoipServer
 from ecuworks.sim.faults import DropFault, Fault, Faults
 from ecuworks.sim.gateway import Gateway
 from ecuworks.sim.hsfz_server import HsfzServer
+from ecuworks.sim.server_base import DropBudget
 from ecuworks.sim.state import VehicleState
 from ecuworks.sim.timing import Clock
 from ecuworks.sim.vci import Vci
@@ -52,9 +53,8 @@ class _Faults(Faults):
         stored = super().add(fault, now)
         self._simulator.gateway.wake()  # a sag may start before the timer loop looks again
         if isinstance(fault, DropFault):
-            budget = self.take_drop()
-            for server in self._simulator.servers:
-                server.drop_after(budget)
+            # One budget for the vehicle: the fault cuts one connection, any protocol.
+            self._simulator.drops.arm(self.take_drop())
         return stored
 
 
@@ -128,6 +128,7 @@ class Simulator:
             vin_provider=lambda: self.state.vin,
             battery_provider=self.gateway.volts,
         )
+        self.drops = DropBudget()
         self.servers: list[DoipServer | HsfzServer] = []
         self.dcan: DcanBus | None = None
         self._control: ControlServer | None = None
@@ -145,7 +146,9 @@ class Simulator:
         transports = self.profile.transports
         try:
             if "doip" in transports:
-                doip = DoipServer(self.gateway, host=self.host, port=self._ports["doip"])
+                doip = DoipServer(
+                    self.gateway, host=self.host, port=self._ports["doip"], drops=self.drops
+                )
                 await doip.start()
                 self.servers.append(doip)
                 self._ports["doip"] = doip.port
@@ -155,6 +158,7 @@ class Simulator:
                     host=self.host,
                     port=self._ports["hsfz"],
                     udp_port=self._ports["hsfz-udp"],
+                    drops=self.drops,
                 )
                 await hsfz.start()
                 self.servers.append(hsfz)
