@@ -45,7 +45,7 @@ from typing import Any, Final, cast
 
 from ecuworks.errors import DoipHeaderError, ParseError
 from ecuworks.sim.router import Router
-from ecuworks.sim.server_base import DropBudget, ProtocolServer
+from ecuworks.sim.server_base import DropBudget, ProtocolServer, RequestChains
 from ecuworks.wire.doip import (
     DEFAULT_VERSION,
     FUNCTIONAL_ADDRESS,
@@ -332,7 +332,11 @@ class _Connection(asyncio.Protocol):
         self._greeted = False  # a routing activation request arrived
         self._opened = self._last_activity = 0.0
         self._timer: asyncio.TimerHandle | None = None
-        self._chains: dict[int, asyncio.Task[None]] = {}  # ECU -> its latest request
+        self._requests = RequestChains(
+            server,
+            self.send,
+            lambda ecu, tester, answer: encode_diagnostic(ecu, tester, answer, server.version),
+        )
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -552,38 +556,10 @@ class _Connection(asyncio.Protocol):
             return
         ack = DiagnosticMessageAck(source=target, target=tester, version=server.version)
         self.send(ack.encode())
-        previous = self._chains.get(target)
-        task = server.spawn(self._serve(tester, target, message.data, functional, previous))
-        self._chains[target] = task
-        task.add_done_callback(lambda done: self._chain_done(target, done))
+        self._requests.submit(router, tester, target, message.data, functional=functional)
 
     def _nack(self, message: DiagnosticMessage, code: DiagnosticNackCode) -> None:
         nack = DiagnosticMessageNack(
             source=message.target, target=message.source, code=code, version=self.server.version
         )
         self.send(nack.encode())
-
-    def _chain_done(self, target: int, task: asyncio.Task[None]) -> None:
-        if self._chains.get(target) is task:
-            del self._chains[target]
-
-    async def _serve(
-        self,
-        tester: int,
-        target: int,
-        payload: bytes,
-        functional: bool,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        """Route one request once the previous one to the same address is answered."""
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])
-        router, version = self.server.router, self.server.version
-        if functional:
-            async for ecu, answer in router.functional(payload):
-                if answer:
-                    self.send(encode_diagnostic(ecu, tester, answer, version))
-        else:
-            async for answer in router.request(target, payload):
-                if answer:
-                    self.send(encode_diagnostic(target, tester, answer, version))

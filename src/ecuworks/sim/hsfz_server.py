@@ -35,7 +35,7 @@ from typing import Any, Final, cast
 
 from ecuworks.errors import ParseError
 from ecuworks.sim.router import Router
-from ecuworks.sim.server_base import DropBudget, ProtocolServer
+from ecuworks.sim.server_base import DropBudget, ProtocolServer, RequestChains
 from ecuworks.wire.hsfz import (
     FUNCTIONAL_ADDRESS,
     HEADER,
@@ -182,7 +182,7 @@ class _Connection(asyncio.Protocol):
         self._buffer = bytearray()
         self._skip = 0  # data bytes of a refused over-long frame still to discard
         self._reply: asyncio.Future[bool] | None = None  # True: the tester replied
-        self._chains: dict[int, asyncio.Task[None]] = {}  # ECU -> its latest request
+        self._requests = RequestChains(server, self.send, encode_diagnostic)
 
     # -- asyncio.Protocol --------------------------------------------------------------
 
@@ -320,30 +320,4 @@ class _Connection(asyncio.Protocol):
             self._error(ControlWord.INCORRECT_DESTINATION_ADDRESS)
             return
         self.send(Acknowledge(source=source, target=target, echo=payload[:_ECHO]).encode())
-        previous = self._chains.get(target)
-        task = server.spawn(self._serve(source, target, payload, functional, previous))
-        self._chains[target] = task
-        task.add_done_callback(lambda done: self._chain_done(target, done))
-
-    def _chain_done(self, target: int, task: asyncio.Task[None]) -> None:
-        if self._chains.get(target) is task:
-            del self._chains[target]
-
-    async def _serve(
-        self,
-        tester: int,
-        target: int,
-        payload: bytes,
-        functional: bool,
-        previous: asyncio.Task[None] | None,
-    ) -> None:
-        """Route one request once the previous one to the same address is answered."""
-        if previous is not None and not previous.done():
-            await asyncio.wait([previous])
-        router = self.server.router
-        if functional:
-            async for ecu, answer in router.functional(payload):
-                self.send(encode_diagnostic(ecu, tester, answer))
-        else:
-            async for answer in router.request(target, payload):
-                self.send(encode_diagnostic(target, tester, answer))
+        self._requests.submit(router, source, target, payload, functional=functional)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-__all__ = ["DropBudget", "ProtocolServer"]
+from ecuworks.sim.router import Router
+
+__all__ = ["DropBudget", "ProtocolServer", "RequestChains"]
 
 _log = logging.getLogger(__name__)
 
@@ -131,3 +133,63 @@ class ProtocolServer:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             _log.error("%s server task failed", self.protocol, exc_info=task.exception())
+
+
+class RequestChains:
+    """Route one tester connection's requests: in order per ECU, concurrently across ECUs.
+
+    A UDS server answers one request at a time, so a tester's requests to one address wait
+    for the previous one to be answered; a slow ECU never holds back another's answers.
+
+    Args:
+        server: spawns (and on close cancels) the routing tasks.
+        send: writes one answer frame to the tester.
+        encode: the protocol's frame for an answer: ``encode(ecu, tester, answer)``.
+    """
+
+    def __init__(
+        self,
+        server: ProtocolServer,
+        send: Callable[[bytes], None],
+        encode: Callable[[int, int, bytes], bytes],
+    ) -> None:
+        self._server = server
+        self._send = send
+        self._encode = encode
+        self._chains: dict[int, asyncio.Task[None]] = {}  # ECU -> its latest request
+
+    def submit(
+        self, router: Router, tester: int, target: int, payload: bytes, *, functional: bool
+    ) -> None:
+        """Route ``payload`` once the previous request to ``target`` is answered."""
+        previous = self._chains.get(target)
+        task = self._server.spawn(
+            self._serve(router, tester, target, payload, functional=functional, previous=previous)
+        )
+        self._chains[target] = task
+        task.add_done_callback(lambda done: self._done(target, done))
+
+    def _done(self, target: int, task: asyncio.Task[None]) -> None:
+        if self._chains.get(target) is task:
+            del self._chains[target]
+
+    async def _serve(
+        self,
+        router: Router,
+        tester: int,
+        target: int,
+        payload: bytes,
+        *,
+        functional: bool,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])
+        if functional:
+            async for ecu, answer in router.functional(payload):
+                if answer:
+                    self._send(self._encode(ecu, tester, answer))
+        else:
+            async for answer in router.request(target, payload):
+                if answer:
+                    self._send(self._encode(target, tester, answer))
