@@ -18,6 +18,7 @@ A message a technician may read says what happened, why, and what to do.
     │   ├── LinkClosed                        the connection dropped or was closed
     │   ├── RoutingActivationDenied           the DoIP entity refused the tester
     │   └── TransportNack                     the gateway refused one message (DoIP/HSFZ)
+    ├── PDataMismatch                         programming data failed its signed metadata
     └── UdsError                              uds: the ECU's answer
         ├── NegativeResponse                  the ECU answered 7F <service> <nrc>
         ├── UnexpectedResponse                the ECU answered something that fits no request
@@ -26,6 +27,8 @@ A message a technician may read says what happened, why, and what to do.
 
 from __future__ import annotations
 
+from typing import Final, Literal
+
 __all__ = [
     "ConfigError",
     "DoipHeaderError",
@@ -33,7 +36,9 @@ __all__ = [
     "LinkClosed",
     "LinkError",
     "LinkTimeout",
+    "MismatchReason",
     "NegativeResponse",
+    "PDataMismatch",
     "ParseError",
     "RoutingActivationDenied",
     "SecurityAlgorithmError",
@@ -134,3 +139,49 @@ class UnexpectedResponse(UdsError):
 
 class SecurityAlgorithmError(UdsError):
     """No security key algorithm is registered under that name, or it failed."""
+
+
+MismatchReason = Literal[
+    "hash",
+    "length",
+    "signature",
+    "rollback",
+    "expired",
+    "unknown-unit",
+    "mix-and-match",
+    "threshold",
+]
+
+_SYNC = "run `ecuworks pdata sync` to fetch the data again"
+_REPORT = "if it happens again, do not program: report it to the P-Data publisher"
+
+# What to do, per reason: the message ends with it (STYLE.md: what, why, what to do).
+_ADVICE: Final[dict[str, str]] = {
+    "hash": f"the file was damaged or altered; {_SYNC}, then retry",
+    "length": f"the file is damaged, truncated or padded; {_SYNC}, then retry",
+    "signature": f"the metadata is not signed by a trusted key; {_SYNC}; {_REPORT}",
+    "threshold": f"too few trusted keys signed the metadata; {_SYNC}; {_REPORT}",
+    "rollback": f"someone may be serving old data; {_SYNC} from the configured server; {_REPORT}",
+    "expired": f"the data is out of date; {_SYNC} with network access; {_REPORT}",
+    "unknown-unit": f"the signed data does not list it; {_SYNC} for the latest release",
+    "mix-and-match": f"the metadata versions do not belong together; {_SYNC}; {_REPORT}",
+}
+
+
+class PDataMismatch(EcuworksError):
+    """Programming data failed verification against the signed metadata; nothing was sent.
+
+    The CLI maps it to exit code 3 (refused before touching the vehicle).
+
+    Attributes:
+        unit: the unit (``series/path`` of a target) or metadata role that failed, or
+            ``None`` when the whole repository is at fault.
+        reason: which check failed.
+        detail: what exactly was found, for the log and the technician.
+    """
+
+    def __init__(self, *, unit: str | None, reason: MismatchReason, detail: str) -> None:
+        super().__init__(f"P-Data mismatch: {unit or 'repository'}: {detail}; {_ADVICE[reason]}")
+        self.unit = unit
+        self.reason: MismatchReason = reason
+        self.detail = detail
