@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from ecuworks import __version__
+from ecuworks.cli.pdata import pdata_app
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.transport import discovery
 from ecuworks.transport.url import open_link
@@ -33,6 +34,7 @@ app = typer.Typer(
 )
 console = Console()
 errors = Console(stderr=True)
+app.add_typer(pdata_app, name="pdata")
 
 
 def _version(value: bool) -> None:

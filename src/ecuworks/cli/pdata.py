@@ -1,0 +1,194 @@
+"""``ecuworks pdata verify|serve|sync``: programming data on the command line.
+
+Exit codes (DESIGN.md): 0 done; 2 usage or configuration; 3 P-Data mismatch (refused
+before touching the vehicle); 5 the P-Data server is not reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
+
+from ecuworks.errors import ConfigError, LinkError, PDataMismatch
+from ecuworks.pdata.serve import serve_directory
+from ecuworks.pdata.store import LocalStore, SyncReport
+from ecuworks.pdata.trust import TargetInfo
+from ecuworks.pdata.verify import verify_directory
+
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_UNREACHABLE = 5
+
+pdata_app = typer.Typer(
+    name="pdata", help="Programming data: verify, serve and sync.", no_args_is_help=True
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _home(ctx: typer.Context) -> Path:
+    """``--home``, else ``$ECUWORKS_HOME``, else the platform's per-user directory."""
+    home = (ctx.obj or {}).get("home")
+    if home is None and "ECUWORKS_HOME" in os.environ:
+        home = os.environ["ECUWORKS_HOME"]
+    return Path(home) if home is not None else Path(typer.get_app_dir("ecuworks"))
+
+
+@pdata_app.command()
+def verify(
+    directory: Annotated[Path, typer.Argument(help="A published P-Data repository directory.")],
+    root: Annotated[
+        Path | None,
+        typer.Option(help="The trusted root metadata; default the repository's 1.root.json."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Check every signed metadata file and every image of a repository directory."""
+    if root is None:
+        root = directory / "1.root.json"
+        errors.print(
+            f"note: trusting {root} (the repository's own first root); pin one with --root",
+            highlight=False,
+        )
+    try:
+        report = verify_directory(directory, root)
+    except PDataMismatch as error:
+        raise _fail(str(error), EXIT_REFUSED) from error
+    except OSError as error:
+        raise _fail(f"cannot read the repository: {error}", EXIT_USAGE) from error
+    if as_json:
+        console.print_json(
+            json.dumps(
+                {
+                    "schema": 1,
+                    "ok": report.ok,
+                    "root_version": report.root_version,
+                    "snapshot_version": report.snapshot_version,
+                    "series": report.series,
+                    "verified": [i.path for i in report.verified],
+                    "failures": [
+                        {"unit": f.unit, "reason": f.reason, "detail": f.detail}
+                        for f in report.failures
+                    ],
+                }
+            )
+        )
+    else:
+        console.print(
+            f"root v{report.root_version}, snapshot v{report.snapshot_version}, "
+            f"{len(report.verified)} images verified",
+            highlight=False,
+        )
+    for failure in report.failures:
+        errors.print(f"[red]error:[/red] {failure}", highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
+
+
+@pdata_app.command()
+def serve(
+    directory: Annotated[Path, typer.Argument(help="A published P-Data repository directory.")],
+    host: Annotated[str, typer.Option(help="Loopback address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port; 0 for any free one.")] = 8470,
+) -> None:
+    """Serve a repository directory as static files over HTTP (loopback only)."""
+
+    async def run() -> None:
+        running, _ = await serve_directory(directory, host, port)
+        console.print(f"serving {running.url}", highlight=False)
+        try:
+            await running.task
+        finally:
+            await running.close()
+
+    try:
+        asyncio.run(run())
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_USAGE) from error
+    except KeyboardInterrupt:
+        return
+
+
+@pdata_app.command()
+def sync(
+    ctx: typer.Context,
+    url: Annotated[
+        str | None, typer.Argument(help="Repository URL; default the configured one.")
+    ] = None,
+    root: Annotated[
+        Path | None, typer.Option(help="The repository's trusted root metadata (first time).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+) -> None:
+    """Fetch and verify the repository's metadata and images into the local store."""
+    store = LocalStore(_home(ctx))
+    try:
+        _configure(store, url, root)
+        report = _run_sync(store, quiet=as_json)
+    except ConfigError as error:
+        raise _fail(str(error), EXIT_USAGE) from error
+    except PDataMismatch as error:
+        raise _fail(str(error), EXIT_REFUSED) from error
+    except LinkError as error:
+        raise _fail(str(error), EXIT_UNREACHABLE) from error
+    summary: dict[str, Any] = {
+        "schema": 1,
+        "url": report.url,
+        "root_version": report.root_version,
+        "snapshot_version": report.snapshot_version,
+        "targets": len(report.targets),
+        "downloaded": [i.path for i in report.downloaded],
+        "bytes_downloaded": report.bytes_downloaded,
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    console.print(
+        f"synced {report.url}: snapshot v{report.snapshot_version}, {len(report.targets)} "
+        f"images verified, {len(report.downloaded)} fetched ({report.bytes_downloaded} bytes)",
+        highlight=False,
+    )
+
+
+def _configure(store: LocalStore, url: str | None, root: Path | None) -> None:
+    if url is None:
+        if root is not None:
+            raise ConfigError("--root goes with a URL: `ecuworks pdata sync URL --root FILE`")
+        _ = store.url  # raises if nothing is configured
+        return
+    if root is None:
+        if store.is_configured and store.url.rstrip("/") == url.rstrip("/"):
+            return
+        raise ConfigError(f"give the trusted root of {url}: `ecuworks pdata sync URL --root FILE`")
+    try:
+        root_bytes = root.read_bytes()
+    except OSError as error:
+        raise ConfigError(f"cannot read the trusted root {root}: {error.strerror}") from error
+    store.configure(url, root_bytes)
+
+
+def _run_sync(store: LocalStore, *, quiet: bool) -> SyncReport:
+    if quiet:
+        return asyncio.run(store.sync())
+    columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
+    with Progress(*Progress.get_default_columns()[:1], *columns, console=errors) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(info: TargetInfo, done: int) -> None:
+            if info.sha256 not in tasks:
+                tasks[info.sha256] = bars.add_task(info.path, total=info.length)
+            bars.update(tasks[info.sha256], completed=done)
+
+        return asyncio.run(store.sync(progress=progress))
