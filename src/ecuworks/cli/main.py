@@ -8,23 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from ecuworks import __version__
+from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, fail
 from ecuworks.cli.pdata import pdata_app
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.transport import discovery
 from ecuworks.transport.url import open_link
 from ecuworks.uds.client import Timing, UdsClient
-
-EXIT_USAGE = 2
-EXIT_UNREACHABLE = 5
 
 app = typer.Typer(
     name="ecuworks",
@@ -32,8 +28,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
 app.add_typer(pdata_app, name="pdata")
 
 
@@ -58,10 +52,7 @@ def root(
     ] = False,
 ) -> None:
     """ecuworks: the open workshop programming platform."""
-    ctx.obj = {
-        "home": home
-        or (Path(os.environ["ECUWORKS_HOME"]) if "ECUWORKS_HOME" in os.environ else None)
-    }
+    ctx.obj = {"home": home}  # common.home() falls back to $ECUWORKS_HOME
 
 
 def _int(text: str) -> int:
@@ -69,11 +60,6 @@ def _int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not a number (use 18 or 0x12)") from None
-
-
-def _fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}")
-    return typer.Exit(code)
 
 
 @app.command()
@@ -87,9 +73,9 @@ def discover(
     try:
         found = asyncio.run(discovery.identify(host, port, timeout=timeout))
     except ConfigError as error:
-        raise _fail(str(error), EXIT_USAGE) from error
+        raise fail(str(error), EXIT_USAGE) from error
     except LinkError as error:
-        raise _fail(
+        raise fail(
             f"{error}. Is the vehicle interface connected at {host}?", EXIT_UNREACHABLE
         ) from error
     rows = [
@@ -123,11 +109,11 @@ def send(
     try:
         payload = bytes.fromhex(request)
     except ValueError:
-        raise _fail(
+        raise fail(
             f"{request!r} is not hex; write the request as e.g. 22F190", EXIT_USAGE
         ) from None
     if not payload:
-        raise _fail("the request is empty; write it as hex, e.g. 22F190", EXIT_USAGE)
+        raise fail("the request is empty; write it as hex, e.g. 22F190", EXIT_USAGE)
     target = _int(ecu)
 
     async def run() -> bytes:
@@ -137,11 +123,11 @@ def send(
     try:
         answer = asyncio.run(run())
     except (ConfigError, ParseError) as error:
-        raise _fail(str(error), EXIT_USAGE) from error
+        raise fail(str(error), EXIT_USAGE) from error
     except LinkError as error:
-        raise _fail(str(error), EXIT_UNREACHABLE) from error
+        raise fail(str(error), EXIT_UNREACHABLE) from error
     except UdsError as error:
-        raise _fail(str(error), 1) from error
+        raise fail(str(error), 1) from error
     console.print(answer.hex(" ").upper())
 
 
@@ -195,7 +181,7 @@ def sim(  # noqa: PLR0917 -- Typer maps each option to a parameter
     try:
         asyncio.run(run())
     except ConfigError as error:
-        raise _fail(str(error), EXIT_USAGE) from error
+        raise fail(str(error), EXIT_USAGE) from error
 
 
 def main() -> None:

@@ -8,42 +8,55 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TaskID, TransferSpeedColumn
 
+from ecuworks.cli.common import (
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    console,
+    errors,
+    fail,
+    home,
+)
 from ecuworks.errors import ConfigError, LinkError, PDataMismatch
+from ecuworks.pdata.demo import generate_demo
 from ecuworks.pdata.serve import serve_directory
 from ecuworks.pdata.store import LocalStore, SyncReport
 from ecuworks.pdata.trust import TargetInfo
 from ecuworks.pdata.verify import verify_directory
 
-EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_UNREACHABLE = 5
-
 pdata_app = typer.Typer(
-    name="pdata", help="Programming data: verify, serve and sync.", no_args_is_help=True
+    name="pdata", help="Programming data: demo, verify, serve and sync.", no_args_is_help=True
 )
-console = Console()
-errors = Console(stderr=True)
 
 
-def _fail(message: str, code: int) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
-    return typer.Exit(code)
-
-
-def _home(ctx: typer.Context) -> Path:
-    """``--home``, else ``$ECUWORKS_HOME``, else the platform's per-user directory."""
-    home = (ctx.obj or {}).get("home")
-    if home is None and "ECUWORKS_HOME" in os.environ:
-        home = os.environ["ECUWORKS_HOME"]
-    return Path(home) if home is not None else Path(typer.get_app_dir("ecuworks"))
+@pdata_app.command()
+def demo(
+    ctx: typer.Context,
+    out: Annotated[
+        Path | None,
+        typer.Argument(help="Where to write it; default <home>/pdata-demo (must not exist)."),
+    ] = None,
+) -> None:
+    """Write the signed demo P-Data of every simulated vehicle (deterministic)."""
+    target = out if out is not None else home(ctx) / "pdata-demo"
+    with console.status("signing demo P-Data for the simulated vehicles"):
+        try:
+            result = generate_demo(target)
+        except ConfigError as error:
+            raise fail(str(error), EXIT_USAGE) from error
+    console.print(
+        f"{result.files} files, {result.total_bytes / 2**20:.1f} MiB for "
+        f"{', '.join(result.series)} in {result.repo_dir}\n"
+        f"trusted root: {result.root_path} (demo keys in {result.keys_dir}: never for a car)\n"
+        f"serve it: ecuworks pdata serve {result.repo_dir}",
+        highlight=False,
+    )
 
 
 @pdata_app.command()
@@ -65,9 +78,9 @@ def verify(
     try:
         report = verify_directory(directory, root)
     except PDataMismatch as error:
-        raise _fail(str(error), EXIT_REFUSED) from error
+        raise fail(str(error), EXIT_REFUSED) from error
     except OSError as error:
-        raise _fail(f"cannot read the repository: {error}", EXIT_USAGE) from error
+        raise fail(f"cannot read the repository: {error}", EXIT_USAGE) from error
     if as_json:
         console.print_json(
             json.dumps(
@@ -116,7 +129,7 @@ def serve(
     try:
         asyncio.run(run())
     except ConfigError as error:
-        raise _fail(str(error), EXIT_USAGE) from error
+        raise fail(str(error), EXIT_USAGE) from error
     except KeyboardInterrupt:
         return
 
@@ -133,16 +146,16 @@ def sync(
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
 ) -> None:
     """Fetch and verify the repository's metadata and images into the local store."""
-    store = LocalStore(_home(ctx))
+    store = LocalStore(home(ctx))
     try:
         _configure(store, url, root)
         report = _run_sync(store, quiet=as_json)
     except ConfigError as error:
-        raise _fail(str(error), EXIT_USAGE) from error
+        raise fail(str(error), EXIT_USAGE) from error
     except PDataMismatch as error:
-        raise _fail(str(error), EXIT_REFUSED) from error
+        raise fail(str(error), EXIT_REFUSED) from error
     except LinkError as error:
-        raise _fail(str(error), EXIT_UNREACHABLE) from error
+        raise fail(str(error), EXIT_UNREACHABLE) from error
     summary: dict[str, Any] = {
         "schema": 1,
         "url": report.url,
