@@ -27,12 +27,21 @@ ORDER = [
 # The exceptions DESIGN.md names: the simulator is the other side of the wire, the CLI
 # sits on top of everything.
 ALLOWED_EXTRA = {"sim": {"errors", "wire", "profiles"}, "cli": set(ORDER) | {"sim"}}
+# Modules at the package root that every layer may use: the error tree, and serving an
+# ASGI app in-process (the simulator's control API and 'pdata serve'). They import
+# nothing of ecuworks but the errors.
+INFRASTRUCTURE = {"errors", "embedded_http"}
 
 
 def allowed_imports(layer: str) -> set[str]:
     if layer in ALLOWED_EXTRA:
-        return ALLOWED_EXTRA[layer] | {layer}
-    return set(ORDER[: ORDER.index(layer) + 1])
+        return ALLOWED_EXTRA[layer] | {layer} | INFRASTRUCTURE
+    return set(ORDER[: ORDER.index(layer) + 1]) | INFRASTRUCTURE
+
+
+def test_infrastructure_modules_import_only_the_errors() -> None:
+    for name in INFRASTRUCTURE - {"errors"}:
+        assert ecuworks_imports(SRC / f"{name}.py") <= {"errors"}, name
 
 
 def ecuworks_imports(path: Path) -> set[str]:

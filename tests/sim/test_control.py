@@ -303,7 +303,7 @@ async def test_unknown_routes_and_methods_answer_json(api: Api) -> None:
 
 async def test_close_frees_the_port_and_leaves_no_task() -> None:
     running = await serve_control(create_app(FakeVehicle()))
-    server, task, port = running
+    server, task, port = running.server, running.task, running.port
     async with httpx.AsyncClient(trust_env=False) as client:
         assert (await client.get(f"http://127.0.0.1:{port}/health")).status_code == 200
     await running.close()

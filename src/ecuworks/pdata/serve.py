@@ -9,19 +9,15 @@ Nothing here trusts or checks the files: the client verifies every byte against 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import ipaddress
 import re
-import socket
 from collections import Counter
-from collections.abc import Awaitable, Callable, Generator, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final
 from urllib.parse import unquote
 
-import uvicorn
-
-from ecuworks.errors import ConfigError, EcuworksError
+from ecuworks.embedded_http import RunningServer, serve_asgi
+from ecuworks.errors import ConfigError
 
 __all__ = ["RunningServer", "StaticApp", "serve_app", "serve_directory"]
 
@@ -32,8 +28,6 @@ Send = Callable[[Message], Awaitable[None]]
 AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _CHUNK: Final = 1 << 16
-_STARTUP_TIMEOUT_S: Final = 10.0
-_SHUTDOWN_GRACE_S: Final = 5
 _RANGE = re.compile(r"bytes=(\d+)-(\d*)")
 
 
@@ -136,58 +130,6 @@ async def _plain(send: Send, status: int, body: bytes, content_range: tuple[str,
 # --- uvicorn in the running event loop ------------------------------------------------------
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside a larger program: says when it is up, leaves signals to the host."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.up = asyncio.Event()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield  # Ctrl-C belongs to the program that runs the server
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.up.set()
-
-
-class RunningServer(NamedTuple):
-    """A running static server; ``url`` ends with ``/``."""
-
-    server: _EmbeddedServer
-    task: asyncio.Task[None]
-    sock: socket.socket
-    url: str
-
-    async def close(self) -> None:
-        """Stop serving and close the socket; safe to call twice."""
-        self.server.should_exit = True
-        await asyncio.wait({self.task})
-        self.sock.close()
-
-
-def _loopback_socket(host: str, port: int) -> socket.socket:
-    try:
-        address = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise ConfigError(f"pdata serve listens on loopback only, not {host!r}: use 127.0.0.1")
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((str(address), port))
-        sock.listen()
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {address}:{port} ({exc.strerror}); choose another --port, or 0"
-        ) from exc
-    return sock
-
-
 async def serve_app(app: AsgiApp, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
     """Serve an ASGI app with uvicorn in the running event loop, on loopback.
 
@@ -203,32 +145,9 @@ async def serve_app(app: AsgiApp, host: str = "127.0.0.1", port: int = 0) -> Run
         ConfigError: the host is not loopback or the port cannot be bound.
         EcuworksError: uvicorn did not start.
     """
-    sock = _loopback_socket(host, port)
-    bound: tuple[Any, ...] = sock.getsockname()
-    config = uvicorn.Config(
-        app,
-        http="h11",
-        ws="none",
-        lifespan="off",
-        log_level="critical",
-        log_config=None,
-        timeout_graceful_shutdown=_SHUTDOWN_GRACE_S,
+    return await serve_asgi(
+        app, host, port, what="the P-Data server", option="--port", log_level="critical"
     )
-    server = _EmbeddedServer(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"pdata-serve:{bound[1]}")
-    shown = f"[{bound[0]}]" if sock.family == socket.AF_INET6 else bound[0]
-    running = RunningServer(server, task, sock, f"http://{shown}:{bound[1]}/")
-    up = asyncio.create_task(server.up.wait())
-    try:
-        await asyncio.wait({task, up}, timeout=_STARTUP_TIMEOUT_S, return_when="FIRST_COMPLETED")
-    finally:
-        up.cancel()
-        await asyncio.wait({up})
-    if not server.up.is_set():
-        task.cancel()
-        await running.close()
-        raise EcuworksError(f"the P-Data server on {running.url} did not start")
-    return running
 
 
 async def serve_directory(

@@ -30,31 +30,25 @@ Routes::
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import ipaddress
 import re
-import socket
 import time
-from collections.abc import Callable, Generator, Mapping
-from typing import Annotated, Any, Final, NamedTuple, Protocol
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final, Protocol
 
-import uvicorn
 from fastapi import Body, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ecuworks.errors import ConfigError, EcuworksError
+from ecuworks.embedded_http import RunningServer, serve_asgi
+from ecuworks.errors import ConfigError
 from ecuworks.sim.faults import MAX_VOLTS, Faults, parse_fault
 from ecuworks.sim.vci import MAX_LEASE_S, MAX_OWNER_LENGTH, Vci, VciBusy
 
 __all__ = ["ControlServer", "ControlTarget", "create_app", "parse_address", "serve_control"]
 
 _ADDRESS: Final = re.compile(r"(?:0[xX][0-9a-fA-F]{1,2}|[0-9]{1,3})")
-_STARTUP_TIMEOUT_S: Final = 10.0
-_SHUTDOWN_GRACE_S: Final = 5
 
 
 class ControlTarget(Protocol):
@@ -300,134 +294,18 @@ def create_app(
 
 # --- serving in-process -------------------------------------------------------------------
 
-
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside a larger program: says when it is up, leaves signals to the host."""
-
-    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket]) -> None:
-        super().__init__(config)
-        self.up = asyncio.Event()
-        self.sockets = sockets
-
-    def close_sockets(self) -> None:
-        """Close the listening sockets (uvicorn does on a clean shutdown; this is sure)."""
-        for sock in self.sockets:
-            sock.close()
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        # The simulator owns Ctrl-C and SIGTERM and stops every server it runs.
-        yield
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        self.up.set()
-
-
-class ControlServer(NamedTuple):
-    """A running control API: unpacks as ``server, task, port``."""
-
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    port: int
-
-    async def close(self) -> None:
-        """Stop serving, finish open requests, close the socket; safe to call twice."""
-        self.server.should_exit = True
-        # asyncio.wait, not a bare await: cancelling the caller must not cancel uvicorn's
-        # shutdown half-way, and a cancelled caller must still see its CancelledError.
-        await asyncio.wait({self.task})
-        if isinstance(self.server, _EmbeddedServer):
-            self.server.close_sockets()
-        if not self.task.cancelled() and (exc := self.task.exception()) is not None:
-            raise EcuworksError(f"the control API on port {self.port} failed: {exc}") from exc
-
-
-def _loopback_socket(host: str, port: int) -> socket.socket:
-    try:
-        address = ipaddress.ip_address("127.0.0.1" if host == "localhost" else host)
-    except ValueError:
-        address = None
-    if address is None or not address.is_loopback:
-        raise ConfigError(
-            f"the control API listens on loopback only, not {host!r}: use 127.0.0.1 or ::1"
-        )
-    family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-    # proto=IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
-    # without it Nagle holds uvicorn's response body back ~40 ms behind its headers.
-    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((str(address), port))
-        sock.listen()
-    except OSError as exc:
-        sock.close()
-        raise ConfigError(
-            f"cannot listen on {address}:{port} for the control API ({exc.strerror}); "
-            "choose another --control-port, or 0 for any free one"
-        ) from exc
-    return sock
-
-
-async def _abandon(running: ControlServer) -> BaseException | None:
-    """Stop a server that never came up; what it failed with, if anything."""
-    running.task.cancel()
-    try:
-        await running.close()
-    except EcuworksError as exc:
-        return exc.__cause__ or exc
-    finally:
-        assert isinstance(running.server, _EmbeddedServer)
-        running.server.close_sockets()
-    return None
+ControlServer = RunningServer
+"""A running control API (``.port``, ``await .close()``)."""
 
 
 async def serve_control(app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> ControlServer:
-    """Serve the control API with uvicorn in the running event loop.
+    """Serve the control API with uvicorn in the running event loop (loopback only).
 
-    The listening socket is bound before uvicorn starts, so the port (an ephemeral one
-    for ``port=0``) is known at once; the call returns when uvicorn accepts requests.
-
-    Args:
-        app: from ``create_app``.
-        host: a loopback address.
-        port: the TCP port, 0 for a free one.
-
-    Returns:
-        The running server; ``await running.close()`` stops it.
+    The port (an ephemeral one for ``port=0``) is known at once; the call returns when
+    uvicorn accepts requests. See :func:`ecuworks.embedded_http.serve_asgi`.
 
     Raises:
         ConfigError: the host is not loopback or the port cannot be bound.
         EcuworksError: uvicorn did not start.
     """
-    sock = _loopback_socket(host, port)
-    actual_port: int = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=actual_port,
-        http="h11",
-        ws="none",
-        lifespan="off",
-        log_level="warning",
-        log_config=None,  # the host program configures logging
-        timeout_graceful_shutdown=_SHUTDOWN_GRACE_S,
-    )
-    server = _EmbeddedServer(config, [sock])
-    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"control-api:{actual_port}")
-    up = asyncio.create_task(server.up.wait())
-    running = ControlServer(server=server, task=task, port=actual_port)
-    try:
-        await asyncio.wait(
-            {task, up}, timeout=_STARTUP_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
-        )
-    except asyncio.CancelledError:
-        await _abandon(running)
-        raise
-    finally:
-        up.cancel()
-        await asyncio.wait({up})
-    if not server.up.is_set():  # uvicorn failed, or did not start in time
-        failure = await _abandon(running)
-        raise EcuworksError(f"the control API on port {actual_port} did not start") from failure
-    return running
+    return await serve_asgi(app, host, port, what="the control API", option="--control-port")
