@@ -41,11 +41,16 @@ import logging
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Final
 
 from ecuworks.errors import DoipHeaderError, ParseError
 from ecuworks.sim.router import Router
-from ecuworks.sim.server_base import DropBudget, ProtocolServer, RequestChains
+from ecuworks.sim.server_base import (
+    DatagramResponder,
+    DropBudget,
+    ProtocolServer,
+    RequestChains,
+)
 from ecuworks.wire.doip import (
     DEFAULT_VERSION,
     FUNCTIONAL_ADDRESS,
@@ -186,7 +191,8 @@ class DoipServer(ProtocolServer):
             port: int = server.sockets[0].getsockname()[1]
             try:
                 udp, _ = await loop.create_datagram_endpoint(
-                    lambda: _Discovery(self), local_addr=(self.host, port)
+                    lambda: DatagramResponder(self.answer_datagram, "DoIP"),
+                    local_addr=(self.host, port),
                 )
             except OSError:
                 server.close()
@@ -285,30 +291,6 @@ class DoipServer(ProtocolServer):
             gid=router.gid,
             version=self.version,
         ).encode()
-
-
-class _Discovery(asyncio.DatagramProtocol):
-    """UDP_DISCOVERY: one datagram in, at most one datagram back to its sender."""
-
-    def __init__(self, server: DoipServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Python 3.11's selector datagram transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        try:
-            answer = self.server.answer_datagram(data)
-        except Exception:  # a bad datagram must never stop discovery
-            _log.exception("DoIP UDP: could not answer %s", data[:32].hex())
-            return
-        if answer is not None and self.transport is not None:
-            self.transport.sendto(answer, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        _log.debug("DoIP UDP: %s", exc)  # e.g. ICMP port unreachable from a gone tester
 
 
 class _Connection(asyncio.Protocol):

@@ -31,11 +31,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Final, cast
+from typing import Final
 
 from ecuworks.errors import ParseError
 from ecuworks.sim.router import Router
-from ecuworks.sim.server_base import DropBudget, ProtocolServer, RequestChains
+from ecuworks.sim.server_base import (
+    DatagramResponder,
+    DropBudget,
+    ProtocolServer,
+    RequestChains,
+)
 from ecuworks.wire.hsfz import (
     FUNCTIONAL_ADDRESS,
     HEADER,
@@ -127,13 +132,22 @@ class HsfzServer(ProtocolServer):
         server = await loop.create_server(lambda: _Connection(self), self.host, port)
         try:
             udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Identification(self), local_addr=(self.host, udp_port)
+                lambda: DatagramResponder(self.answer_datagram, "HSFZ"),
+                local_addr=(self.host, udp_port),
             )
         except OSError:
             server.close()
             raise
         self._server, self._udp = server, udp
         self._ports = (server.sockets[0].getsockname()[1], udp.get_extra_info("sockname")[1])
+
+    def answer_datagram(self, data: bytes) -> bytes | None:
+        """The UDP answer to one datagram: the identification, to a request for it.
+
+        Raises:
+            ParseError: not HSFZ (HSFZ has no error reply on UDP).
+        """
+        return self.identification() if isinstance(parse(data), IdentificationRequest) else None
 
     def identification(self) -> bytes:
         """The identification frame: gateway address, MAC (the EID) and VIN."""
@@ -142,34 +156,6 @@ class HsfzServer(ProtocolServer):
             diag_address=router.logical_address, mac=router.eid.hex().upper(), vin=router.vin
         )
         return reply.encode()
-
-
-class _Identification(asyncio.DatagramProtocol):
-    """UDP 6811: an identification request in, the identification back to its sender."""
-
-    def __init__(self, server: HsfzServer) -> None:
-        self.server = server
-        self.transport: asyncio.DatagramTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Python 3.11's selector datagram transport does not subclass DatagramTransport.
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
-        try:
-            if not isinstance(parse(data), IdentificationRequest):
-                return
-            answer = self.server.identification()
-        except ParseError:
-            return  # HSFZ has no error reply on UDP
-        except Exception:  # a bad datagram must never stop identification
-            _log.exception("HSFZ UDP: could not answer %s", data[:32].hex())
-            return
-        if self.transport is not None:
-            self.transport.sendto(answer, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        _log.debug("HSFZ UDP: %s", exc)  # e.g. ICMP port unreachable from a gone tester
 
 
 class _Connection(asyncio.Protocol):

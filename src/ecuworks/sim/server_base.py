@@ -10,11 +10,12 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
+from ecuworks.errors import ParseError
 from ecuworks.sim.router import Router
 
-__all__ = ["DropBudget", "ProtocolServer", "RequestChains"]
+__all__ = ["DatagramResponder", "DropBudget", "ProtocolServer", "RequestChains"]
 
 _log = logging.getLogger(__name__)
 
@@ -193,3 +194,36 @@ class RequestChains:
             async for answer in router.request(target, payload):
                 if answer:
                     self._send(self._encode(target, tester, answer))
+
+
+class DatagramResponder(asyncio.DatagramProtocol):
+    """A UDP port that answers each datagram, at most once, to its sender.
+
+    Args:
+        answer: the answer to one datagram, or None for none; raising
+            :class:`~ecuworks.errors.ParseError` also means none.
+        protocol: for log messages (``"DoIP"``).
+    """
+
+    def __init__(self, answer: Callable[[bytes], bytes | None], protocol: str) -> None:
+        self._answer = answer
+        self._protocol = protocol
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Python 3.11's selector datagram transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        try:
+            answer = self._answer(data)
+        except ParseError:
+            return  # garbage: the protocol has no answer for it
+        except Exception:  # a bad datagram must never stop the port
+            _log.exception("%s UDP: could not answer %s", self._protocol, data[:32].hex())
+            return
+        if answer is not None and self.transport is not None:
+            self.transport.sendto(answer, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        _log.debug("%s UDP: %s", self._protocol, exc)  # e.g. ICMP from a tester gone
