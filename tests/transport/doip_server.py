@@ -25,11 +25,16 @@ import shutil
 import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
+
+from tests.transport.server_base import (
+    Handler,
+    LogEntry,
+    LoopbackTestServer,
+    echo_handler,
+)
 
 from ecuworks.errors import DoipHeaderError
 from ecuworks.wire.doip import (
@@ -51,23 +56,6 @@ from ecuworks.wire.doip import (
 )
 
 __all__ = ["DoipTestServer", "Handler", "LogEntry", "echo_handler", "self_signed_tls"]
-
-Handler = Callable[[int, bytes], Awaitable[Iterable[bytes]] | AsyncIterator[bytes]]
-"""``handler(target, request)``: a coroutine returning the responses, or an async generator."""
-
-
-async def echo_handler(target: int, request: bytes) -> list[bytes]:
-    """Answer every request positively: service id + 0x40, then the request's parameters."""
-    return [bytes([request[0] | 0x40]) + request[1:]]
-
-
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One diagnostic request received (``"request"``) or response sent (``"response"``)."""
-
-    kind: str
-    target: int  # the ECU: the request's target, the response's source
-    data: bytes
 
 
 @dataclass(eq=False)
@@ -122,7 +110,7 @@ class _EntityProtocol(asyncio.Protocol):
         self.server._changed()
 
 
-class DoipTestServer:
+class DoipTestServer(LoopbackTestServer[_Peer]):
     """A DoIP gateway on ``127.0.0.1`` for tests; use as ``async with DoipTestServer() as s``.
 
     Args:
@@ -138,6 +126,8 @@ class DoipTestServer:
         ssl: serve TLS with this context.
         version: DoIP protocol version of the frames it sends.
     """
+
+    _alive_reply = AliveCheckResponse
 
     def __init__(
         self,
@@ -155,7 +145,7 @@ class DoipTestServer:
         ssl: ssl.SSLContext | None = None,
         version: int = DEFAULT_VERSION,
     ) -> None:
-        self.handler = handler
+        super().__init__(handler)
         self.targets = frozenset(targets)
         self.functional_targets = tuple(
             sorted(self.targets) if functional_targets is None else functional_targets
@@ -169,128 +159,16 @@ class DoipTestServer:
         self.drop_after = drop_after
         self.ssl = ssl
         self.version = version
-        self.peers: list[_Peer] = []
-        self.log: list[LogEntry] = []
-        self._server: asyncio.Server | None = None
-        self._port: int | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> Self:
-        """Listen on ``127.0.0.1`` and an ephemeral port."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: _EntityProtocol(self), "127.0.0.1", 0, ssl=self.ssl
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
-        return self
+    def _tls(self) -> ssl.SSLContext | None:
+        return self.ssl
 
-    @property
-    def host(self) -> str:
-        """The address it listens on."""
-        return "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        """The TCP port it listens on."""
-        assert self._port is not None, "start() the server first"
-        return self._port
-
-    async def close(self) -> None:
-        """Stop listening, drop every connection and cancel pending answers."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for peer in self.peers:
-            peer.transport.abort()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for peer in self.peers:
-            await peer.closed.wait()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    # -- what tests observe and trigger ------------------------------------------------
-
-    @property
-    def accepted(self) -> int:
-        """How many TCP connections were accepted so far."""
-        return len(self.peers)
-
-    @property
-    def peer(self) -> _Peer:
-        """The latest connection."""
-        assert self.peers, "no tester has connected"
-        return self.peers[-1]
-
-    def requests(self, target: int | None = None) -> list[bytes]:
-        """The diagnostic requests received so far, optionally for one target only."""
-        return [
-            e.data
-            for e in self.log
-            if e.kind == "request" and (target is None or e.target == target)
-        ]
-
-    async def wait_until(
-        self,
-        condition: Callable[[], bool],
-        timeout: float = 5.0,
-    ) -> None:
-        """Wait until ``condition()`` holds; it is checked after every server event."""
-        if condition():
-            return
-        waiter = (condition, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter[1]
-        finally:
-            self._waiters.remove(waiter)
-
-    def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are on the latest connection."""
-        self.peer.transport.write(data)
-
-    def drop(self) -> None:
-        """Abort the latest connection, as a gateway that lost power would."""
-        self.peer.transport.abort()
-
-    async def alive_check(self, timeout: float = 5.0) -> AliveCheckResponse:
-        """Send an alive check request on the latest connection; return the tester's answer."""
-        peer = self.peer
-        seen = len(peer.received)
-        peer.transport.write(AliveCheckRequest(version=self.version).encode())
-
-        def answered() -> bool:
-            return any(isinstance(m, AliveCheckResponse) for m in peer.received[seen:])
-
-        await self.wait_until(answered, timeout)
-        return next(m for m in peer.received[seen:] if isinstance(m, AliveCheckResponse))
+    def _protocol(self) -> asyncio.Protocol:
+        return _EntityProtocol(self)
 
     # -- the entity --------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        # Protocol callbacks are synchronous: resolve the waiters whose condition now holds.
-        for condition, future in self._waiters:
-            if not future.done() and condition():
-                future.set_result(None)
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _handle(self, peer: _Peer, message: DoipMessage) -> None:
         if isinstance(message, DiagnosticMessage):
@@ -346,22 +224,13 @@ class DoipTestServer:
         )
         peer.transport.write(nack.encode())
 
-    async def _answer(self, peer: _Peer, target: int, tester: int, request: bytes) -> None:
-        produced = self.handler(target, request)
-        if isinstance(produced, AsyncIterator):
-            async for response in produced:
-                self._respond(peer, target, tester, response)
-        else:
-            for response in await produced:
-                self._respond(peer, target, tester, response)
+    def _alive_check_request(self) -> bytes:
+        return AliveCheckRequest(version=self.version).encode()
 
-    def _respond(self, peer: _Peer, target: int, tester: int, response: bytes) -> None:
-        if peer.transport.is_closing():
-            return
-        frame = DiagnosticMessage(source=target, target=tester, data=response, version=self.version)
-        peer.transport.write(frame.encode())
-        self.log.append(LogEntry("response", target, response))
-        self._changed()
+    def _frame_answer(self, target: int, tester: int, response: bytes) -> bytes:
+        return DiagnosticMessage(
+            source=target, target=tester, data=response, version=self.version
+        ).encode()
 
 
 def self_signed_tls(directory: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:

@@ -24,10 +24,17 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self, cast
+
+from tests.transport.server_base import (
+    Handler,
+    LogEntry,
+    LoopbackTestServer,
+    echo_handler,
+)
 
 from ecuworks.errors import ParseError
 from ecuworks.wire.hsfz import (
@@ -53,23 +60,6 @@ __all__ = [
     "LogEntry",
     "echo_handler",
 ]
-
-Handler = Callable[[int, bytes], Awaitable[Iterable[bytes]] | AsyncIterator[bytes]]
-"""``handler(target, request)``: a coroutine returning the responses, or an async generator."""
-
-
-async def echo_handler(target: int, request: bytes) -> list[bytes]:
-    """Answer every request positively: service id + 0x40, then the request's parameters."""
-    return [bytes([request[0] | 0x40]) + request[1:]]
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """A diagnostic request received (``"request"``) or response sent (``"response"``)."""
-
-    kind: str
-    target: int  # the ECU: the request's target, the response's source
-    data: bytes
 
 
 @dataclass(eq=False)
@@ -120,7 +110,7 @@ class _GatewayProtocol(asyncio.Protocol):
         self.server._changed()
 
 
-class HsfzTestServer:
+class HsfzTestServer(LoopbackTestServer[_Peer]):
     """An HSFZ gateway on ``127.0.0.1`` for tests; use as ``async with HsfzTestServer() as s``.
 
     Args:
@@ -134,6 +124,8 @@ class HsfzTestServer:
         drop_after: abort a connection once it has received this many bytes.
     """
 
+    _alive_reply = AliveCheckReply
+
     def __init__(
         self,
         handler: Handler = echo_handler,
@@ -146,7 +138,7 @@ class HsfzTestServer:
         echo_length: int = 5,
         drop_after: int | None = None,
     ) -> None:
-        self.handler = handler
+        super().__init__(handler)
         self.targets = frozenset(targets)
         self.functional_targets = tuple(
             sorted(self.targets) if functional_targets is None else functional_targets
@@ -156,125 +148,13 @@ class HsfzTestServer:
         self.ack = ack
         self.echo_length = echo_length
         self.drop_after = drop_after
-        self.peers: list[_Peer] = []
-        self.log: list[LogEntry] = []
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._waiters: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------
 
-    async def start(self) -> Self:
-        """Listen on ``127.0.0.1`` and an ephemeral port."""
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(lambda: _GatewayProtocol(self), "127.0.0.1", 0)
-        return self
-
-    @property
-    def host(self) -> str:
-        """The address it listens on."""
-        return "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        """The TCP port it listens on."""
-        assert self._server is not None, "start() the server first"
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
-
-    async def close(self) -> None:
-        """Stop listening, drop every connection and cancel pending answers."""
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for peer in self.peers:
-            peer.transport.abort()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for peer in self.peers:
-            await peer.closed.wait()
-
-    async def __aenter__(self) -> Self:
-        return await self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    # -- what tests observe and trigger ------------------------------------------------
-
-    @property
-    def accepted(self) -> int:
-        """How many TCP connections were accepted so far."""
-        return len(self.peers)
-
-    @property
-    def peer(self) -> _Peer:
-        """The latest connection."""
-        assert self.peers, "no tester has connected"
-        return self.peers[-1]
-
-    def requests(self, target: int | None = None) -> list[bytes]:
-        """The diagnostic requests received so far, optionally for one target only."""
-        return [
-            e.data
-            for e in self.log
-            if e.kind == "request" and (target is None or e.target == target)
-        ]
-
-    async def wait_until(
-        self,
-        condition: Callable[[], bool],
-        timeout: float = 5.0,
-    ) -> None:
-        """Wait until ``condition()`` holds; it is checked after every server event."""
-        if condition():
-            return
-        waiter = (condition, asyncio.get_running_loop().create_future())
-        self._waiters.append(waiter)
-        try:
-            async with asyncio.timeout(timeout):
-                await waiter[1]
-        finally:
-            self._waiters.remove(waiter)
-
-    def send_raw(self, data: bytes) -> None:
-        """Send bytes as they are on the latest connection."""
-        self.peer.transport.write(data)
-
-    def drop(self) -> None:
-        """Abort the latest connection, as a gateway that lost power would."""
-        self.peer.transport.abort()
-
-    async def alive_check(self, timeout: float = 5.0) -> AliveCheckReply:
-        """Send an alive check on the latest connection; return the tester's answer."""
-        peer = self.peer
-        seen = len(peer.received)
-        peer.transport.write(AliveCheck().encode())
-
-        def answered() -> bool:
-            return any(isinstance(m, AliveCheckReply) for m in peer.received[seen:])
-
-        await self.wait_until(answered, timeout)
-        return next(m for m in peer.received[seen:] if isinstance(m, AliveCheckReply))
+    def _protocol(self) -> asyncio.Protocol:
+        return _GatewayProtocol(self)
 
     # -- the gateway -------------------------------------------------------------------
-
-    def _changed(self) -> None:
-        # Protocol callbacks are synchronous: resolve the waiters whose condition now holds.
-        for condition, future in self._waiters:
-            if not future.done() and condition():
-                future.set_result(None)
-
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coroutine)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _handle(self, peer: _Peer, message: HsfzMessage) -> None:
         if not isinstance(message, DiagnosticMessage):
@@ -308,22 +188,11 @@ class HsfzTestServer:
     def _refuse(self, peer: _Peer, word: ControlWord, data: bytes) -> None:
         peer.transport.write(ErrorFrame(control=word, data=data).encode())
 
-    async def _answer(self, peer: _Peer, target: int, tester: int, request: bytes) -> None:
-        produced = self.handler(target, request)
-        if isinstance(produced, AsyncIterator):
-            async for response in produced:
-                self._respond(peer, target, tester, response)
-        else:
-            for response in await produced:
-                self._respond(peer, target, tester, response)
+    def _alive_check_request(self) -> bytes:
+        return AliveCheck().encode()
 
-    def _respond(self, peer: _Peer, target: int, tester: int, response: bytes) -> None:
-        if peer.transport.is_closing():
-            return
-        frame = DiagnosticMessage(source=target, target=tester, payload=response)
-        peer.transport.write(frame.encode())
-        self.log.append(LogEntry("response", target, response))
-        self._changed()
+    def _frame_answer(self, target: int, tester: int, response: bytes) -> bytes:
+        return DiagnosticMessage(source=target, target=tester, payload=response).encode()
 
 
 class IdentificationResponder(asyncio.DatagramProtocol):
