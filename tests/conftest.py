@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from ecuworks.pdata.source import DEMO_DIR, open_pdata
 from ecuworks.sim.simulator import Simulator
 
 StartSimulator = Callable[..., Awaitable[Simulator]]
@@ -34,3 +37,20 @@ async def start_simulator(tmp_path: Path) -> AsyncIterator[StartSimulator]:
     yield start
     for simulator in reversed(started):
         await simulator.stop()
+
+
+@pytest.fixture(scope="session")
+def demo_pdata_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo P-Data, generated once per test session (``<dir>/repository``, ``root.json``)."""
+    home = tmp_path_factory.mktemp("demo-home")
+    open_pdata(home)
+    return home / DEMO_DIR
+
+
+@pytest.fixture
+def pdata_home(tmp_path: Path, demo_pdata_dir: Path) -> Path:
+    """A fresh data directory whose demo P-Data is already there (hard links to the
+    session's copy: read it, never write into it; copy a file before tampering with it)."""
+    home = tmp_path / "home"
+    shutil.copytree(demo_pdata_dir, home / DEMO_DIR, copy_function=os.link)
+    return home

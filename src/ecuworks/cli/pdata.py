@@ -1,4 +1,4 @@
-"""``ecuworks pdata verify|serve|sync``: programming data on the command line.
+"""``ecuworks pdata demo|build|verify|serve|sync|status``: programming data on the command line.
 
 Exit codes (DESIGN.md): 0 done; 2 usage or configuration; 3 P-Data mismatch (refused
 before touching the vehicle); 5 the P-Data server is not reachable.
@@ -26,12 +26,15 @@ from ecuworks.cli.common import (
 from ecuworks.errors import ConfigError, LinkError, PDataMismatch
 from ecuworks.pdata.demo import generate_demo
 from ecuworks.pdata.serve import serve_directory
+from ecuworks.pdata.source import DEMO_DIR, PData, open_pdata
 from ecuworks.pdata.store import LocalStore, SyncReport
 from ecuworks.pdata.trust import TargetInfo
 from ecuworks.pdata.verify import verify_directory
 
 pdata_app = typer.Typer(
-    name="pdata", help="Programming data: demo, verify, serve and sync.", no_args_is_help=True
+    name="pdata",
+    help="Programming data: demo, build, verify, serve, sync and status.",
+    no_args_is_help=True,
 )
 
 
@@ -44,7 +47,7 @@ def demo(
     ] = None,
 ) -> None:
     """Write the signed demo P-Data of every simulated vehicle (deterministic)."""
-    target = out if out is not None else home(ctx) / "pdata-demo"
+    target = out if out is not None else home(ctx) / DEMO_DIR
     with console.status("signing demo P-Data for the simulated vehicles"):
         try:
             result = generate_demo(target)
@@ -205,3 +208,66 @@ def _run_sync(store: LocalStore, *, quiet: bool) -> SyncReport:
             bars.update(tasks[info.sha256], completed=done)
 
         return asyncio.run(store.sync(progress=progress))
+
+
+def load_pdata(ctx: typer.Context) -> PData:
+    """The workstation's P-Data for a command, said on stderr; errors become exits.
+
+    Exit 3 if the data fails verification (nothing may reach a vehicle), 2 if it is not
+    usable as configured.
+    """
+    try:
+        pdata = open_pdata(home(ctx))
+        _ = pdata.catalog
+    except PDataMismatch as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    errors.print(pdata.note, highlight=False, soft_wrap=True)
+    return pdata
+
+
+@pdata_app.command()
+def status(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Say which P-Data this workstation uses, and what it holds per series."""
+    pdata = load_pdata(ctx)
+    catalog = pdata.catalog
+    series: list[dict[str, Any]] = []
+    for name in catalog.series:
+        cat = catalog.catalog(name)
+        series.append(
+            {
+                "series": name,
+                "vehicle": cat.vehicle,
+                "ilevels": [r.ilevel for r in cat.ilevels],
+                "latest": str(catalog.latest(name)),
+                "ecus": len(cat.ecus),
+                "units": len(cat.units),
+            }
+        )
+    summary = {
+        "schema": 1,
+        "origin": pdata.origin,
+        "demo": pdata.demo,
+        "snapshot_version": pdata.repo.snapshot.version,
+        "expires": pdata.repo.timestamp.expires.isoformat(),
+        "series": series,
+    }
+    if as_json:
+        console.print_json(json.dumps(summary))
+        return
+    console.print(
+        f"{'demo P-Data' if pdata.demo else 'P-Data'} from {pdata.origin}: snapshot "
+        f"v{summary['snapshot_version']}, valid until {summary['expires']}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for entry in series:
+        console.print(
+            f"  {entry['series']:<6} latest {entry['latest']}  {len(entry['ilevels'])} I-levels, "
+            f"{entry['ecus']} ECUs, {entry['units']} units",
+            highlight=False,
+        )

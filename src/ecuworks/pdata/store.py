@@ -41,7 +41,7 @@ from ecuworks.errors import ConfigError, LinkError, PDataMismatch
 from ecuworks.pdata._atomic import write_atomic
 from ecuworks.pdata.trust import TargetInfo, TrustedRepository, verify_target
 
-__all__ = ["LocalStore", "Progress", "SyncReport"]
+__all__ = ["LocalStore", "Progress", "SyncReport", "stream_verified"]
 
 # python-tuf's ngclient defaults: the most a metadata file may be before it is refused.
 CAPS: Final = {"root": 512_000, "timestamp": 16_384, "snapshot": 2_000_000, "targets": 5_000_000}
@@ -170,28 +170,11 @@ class LocalStore:
             ConfigError: no repository is configured or synced.
         """
         info = self.target_info(series, path)
-        return self._stream_verified(info)
+        return stream_verified(info, self.cached_path(info))
 
-    def _stream_verified(self, info: TargetInfo) -> Iterator[bytes]:
-        try:
-            f = self._cached(info).open("rb")
-        except FileNotFoundError:
-            raise PDataMismatch(
-                unit=info.path, reason="length", detail="not in the local cache"
-            ) from None
-        with f:
-            verify_target(info, _read_chunks(f))
-            f.seek(0)
-            digest = hashlib.sha256()
-            left = info.length
-            while left > 0 and (chunk := f.read(min(_CHUNK, left))):
-                left -= len(chunk)
-                digest.update(chunk)
-                yield chunk
-            if left or digest.hexdigest() != info.sha256:
-                raise PDataMismatch(
-                    unit=info.path, reason="hash", detail="the cached file changed while read"
-                )
+    def cached_path(self, info: TargetInfo) -> Path:
+        """Where the cache keeps an image's bytes (named by their SHA-256)."""
+        return self._cache / info.sha256[:2] / info.sha256
 
     # -- sync ----------------------------------------------------------------------------
 
@@ -235,9 +218,6 @@ class LocalStore:
 
     def _save_trusted(self, name: str, data: bytes) -> None:
         write_atomic(self._trusted / f"{name}.json", data)
-
-    def _cached(self, info: TargetInfo) -> Path:
-        return self._cache / info.sha256[:2] / info.sha256
 
     def _part(self, info: TargetInfo) -> Path:
         return self._cache / "tmp" / f"{info.sha256}.part"
@@ -363,7 +343,7 @@ class _Sync:
     async def _target(self, info: TargetInfo) -> bool:
         """Make sure the cache holds ``info``'s verified bytes; True if it fetched any."""
         store = self.store
-        cached = store._cached(info)
+        cached = store.cached_path(info)
         if cached.is_file():
             try:
                 _verify_file(info, cached)
@@ -441,6 +421,39 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def stream_verified(info: TargetInfo, path: Path) -> Iterator[bytes]:
+    """Stream the image at ``path`` in chunks, once its whole file verified against ``info``.
+
+    The whole file is checked against the signed length and SHA-256 before the first chunk
+    is yielded (so nothing unverified can reach an ECU), then streamed from the same open
+    file. The second pass is hashed too: if the file changes on disk while it streams, the
+    stream ends with :class:`PDataMismatch` rather than quietly.
+
+    Raises:
+        PDataMismatch: at the first ``next()``, before any chunk, if the file is missing or
+            its bytes do not match; at the end if it changed while streamed.
+    """
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        raise PDataMismatch(
+            unit=info.path, reason="length", detail=f"not found at {path}"
+        ) from None
+    with f:
+        verify_target(info, _read_chunks(f))
+        f.seek(0)
+        digest = hashlib.sha256()
+        left = info.length
+        while left > 0 and (chunk := f.read(min(_CHUNK, left))):
+            left -= len(chunk)
+            digest.update(chunk)
+            yield chunk
+        if left or digest.hexdigest() != info.sha256:
+            raise PDataMismatch(
+                unit=info.path, reason="hash", detail="the file changed while it was read"
+            )
 
 
 def _verify_file(info: TargetInfo, path: Path) -> None:

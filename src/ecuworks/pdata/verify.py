@@ -15,7 +15,7 @@ from pathlib import Path
 from ecuworks.errors import PDataMismatch
 from ecuworks.pdata.trust import TargetInfo, TrustedRepository, verify_target
 
-__all__ = ["METADATA_CAP", "Report", "verify_directory"]
+__all__ = ["METADATA_CAP", "Report", "open_directory", "verify_directory"]
 
 METADATA_CAP = 16 * 1024 * 1024
 _CHUNK = 1 << 16
@@ -45,6 +45,34 @@ class Report:
         return not self.failures
 
 
+def open_directory(repo_dir: Path, trusted_root: bytes) -> TrustedRepository:
+    """Load and verify every metadata file of a published repository (not the images).
+
+    Args:
+        repo_dir: the repository directory, as ``RepositoryBuilder.publish`` wrote it.
+        trusted_root: the root metadata the reader trusts.
+
+    Returns:
+        The verified metadata: root (newest reached), timestamp, snapshot, targets and
+        every series.
+
+    Raises:
+        PDataMismatch: metadata failed (signature, rollback, expiry, mix-and-match).
+        OSError: a metadata file cannot be read.
+    """
+    repo = TrustedRepository(trusted_root)
+    while (nxt := repo_dir / f"{repo.root.version + 1}.root.json").exists():
+        repo.update_root(_read(nxt))
+    repo.update_timestamp(_read(repo_dir / "timestamp.json"))
+    repo.update_snapshot(_read(repo_dir / f"{repo.timestamp.snapshot_meta.version}.snapshot.json"))
+    meta = repo.snapshot.meta
+    repo.update_targets(_read(repo_dir / f"{meta['targets.json'].version}.targets.json"))
+    for series in repo.series:
+        version = meta[f"{series}.json"].version
+        repo.update_delegated(series, _read(repo_dir / f"{version}.{series}.json"))
+    return repo
+
+
 def verify_directory(repo_dir: Path, trusted_root_path: Path) -> Report:
     """Verify every metadata file and image of a published repository.
 
@@ -59,21 +87,10 @@ def verify_directory(repo_dir: Path, trusted_root_path: Path) -> Report:
         PDataMismatch: metadata failed (signature, rollback, expiry, mix-and-match).
         OSError: a metadata file cannot be read.
     """
-    repo = TrustedRepository(_read(trusted_root_path))
-    while (nxt := repo_dir / f"{repo.root.version + 1}.root.json").exists():
-        repo.update_root(_read(nxt))
-    repo.update_timestamp(_read(repo_dir / "timestamp.json"))
-    snap_version = repo.timestamp.snapshot_meta.version
-    repo.update_snapshot(_read(repo_dir / f"{snap_version}.snapshot.json"))
-    meta = repo.snapshot.meta
-    repo.update_targets(_read(repo_dir / f"{meta['targets.json'].version}.targets.json"))
+    repo = open_directory(repo_dir, _read(trusted_root_path))
     verified: list[TargetInfo] = []
     failures: list[PDataMismatch] = []
-    series_versions: dict[str, int] = {}
     for series in repo.series:
-        version = meta[f"{series}.json"].version
-        repo.update_delegated(series, _read(repo_dir / f"{version}.{series}.json"))
-        series_versions[series] = version
         for info in repo.targets_of(series):
             try:
                 verify_target(info, _chunks(repo_dir / "targets" / info.stored_name))
@@ -83,8 +100,8 @@ def verify_directory(repo_dir: Path, trusted_root_path: Path) -> Report:
                 verified.append(info)
     return Report(
         root_version=repo.root.version,
-        snapshot_version=snap_version,
-        series=series_versions,
+        snapshot_version=repo.snapshot.version,
+        series={s: repo.snapshot.meta[f"{s}.json"].version for s in repo.series},
         verified=tuple(verified),
         failures=tuple(failures),
     )
