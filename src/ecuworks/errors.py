@@ -181,7 +181,9 @@ class PDataMismatch(EcuworksError):
     """
 
     def __init__(self, *, unit: str | None, reason: MismatchReason, detail: str) -> None:
-        super().__init__(f"P-Data mismatch: {unit or 'repository'}: {detail}; {_ADVICE[reason]}")
+        super().__init__(
+            f"P-Data mismatch: {unit or 'repository'} ({reason}): {detail}; {_ADVICE[reason]}"
+        )
         self.unit = unit
         self.reason: MismatchReason = reason
         self.detail = detail

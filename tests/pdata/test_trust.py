@@ -152,7 +152,7 @@ def test_tampered_image_is_refused_by_hash(repo: Path) -> None:
         verify_target(info, chunks(bytes(data)))
     assert caught.value.reason == "hash"
     assert caught.value.unit == "F030/DME/swfl_abcd.bin"
-    assert str(caught.value).startswith("P-Data mismatch: F030/DME/swfl_abcd.bin: SHA-256")
+    assert str(caught.value).startswith("P-Data mismatch: F030/DME/swfl_abcd.bin (hash): SHA-256")
     assert "ecuworks pdata sync" in str(caught.value)
 
 

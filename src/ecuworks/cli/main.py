@@ -93,7 +93,7 @@ def discover(
         return
     for row in rows:
         console.print(
-            f"VIN [bold]{row['vin']}[/bold]  address 0x{row['logical_address']:04X}  "
+            f"VIN {row['vin']}  address 0x{row['logical_address']:04X}  "
             f"EID {row['eid']}  GID {row['gid']}"
         )
 
