@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import random
 import tracemalloc
 import zlib
 from pathlib import Path
-from xml.etree import ElementTree
 
 import bincopy
 import pytest
-from odxtools.database import Database
-from odxtools.writepdxfile import write_pdx_file
+from tests.pdata.odx_sample import ODX_F, write_pdx
 
 from ecuworks.errors import ParseError
 from ecuworks.pdata.importers import (
@@ -189,99 +186,13 @@ def test_big_raw_file_streams_without_being_loaded(tmp_path: Path) -> None:
 
 # --- ODX-F in a PDX -----------------------------------------------------------------------
 
-ODX_F = """<?xml version="1.0" encoding="UTF-8"?>
-<ODX MODEL-VERSION="2.2.0" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
-  <FLASH ID="FL.DME">
-    <SHORT-NAME>FL_DME</SHORT-NAME>
-    <ECU-MEMS>
-      <ECU-MEM ID="EM.DME">
-        <SHORT-NAME>EM_DME</SHORT-NAME>
-        <MEM>
-          <SESSIONS>
-            <SESSION ID="SE.SWFL">
-              <SHORT-NAME>SE_SWFL</SHORT-NAME>
-              <DATABLOCK-REFS>
-                <DATABLOCK-REF ID-REF="DB.CODE"/>
-                <DATABLOCK-REF ID-REF="DB.CAL"/>
-              </DATABLOCK-REFS>
-            </SESSION>
-          </SESSIONS>
-          <DATABLOCKS>
-            <DATABLOCK ID="DB.CODE" TYPE="CODE">
-              <SHORT-NAME>DB_CODE</SHORT-NAME>
-              <LOGICAL-BLOCK-INDEX>01</LOGICAL-BLOCK-INDEX>
-              <FLASHDATA-REF ID-REF="FD.CODE"/>
-              <SEGMENTS>
-                <SEGMENT ID="SG.CODE.0">
-                  <SHORT-NAME>SG_CODE_0</SHORT-NAME>
-                  <SOURCE-START-ADDRESS>80000000</SOURCE-START-ADDRESS>
-                  <UNCOMPRESSED-SIZE>50000</UNCOMPRESSED-SIZE>
-                </SEGMENT>
-                <SEGMENT ID="SG.CODE.1">
-                  <SHORT-NAME>SG_CODE_1</SHORT-NAME>
-                  <SOURCE-START-ADDRESS>80010000</SOURCE-START-ADDRESS>
-                  <SOURCE-END-ADDRESS>80014E1F</SOURCE-END-ADDRESS>
-                </SEGMENT>
-              </SEGMENTS>
-            </DATABLOCK>
-            <DATABLOCK ID="DB.CAL" TYPE="DATA">
-              <SHORT-NAME>DB_CAL</SHORT-NAME>
-              <LOGICAL-BLOCK-INDEX>02</LOGICAL-BLOCK-INDEX>
-              <FLASHDATA-REF ID-REF="FD.CAL"/>
-              <SEGMENTS>
-                <SEGMENT ID="SG.CAL.0">
-                  <SHORT-NAME>SG_CAL_0</SHORT-NAME>
-                  <SOURCE-START-ADDRESS>0000</SOURCE-START-ADDRESS>
-                  <UNCOMPRESSED-SIZE>6</UNCOMPRESSED-SIZE>
-                </SEGMENT>
-                <SEGMENT ID="SG.CAL.1">
-                  <SHORT-NAME>SG_CAL_1</SHORT-NAME>
-                  <SOURCE-START-ADDRESS>0100</SOURCE-START-ADDRESS>
-                  <UNCOMPRESSED-SIZE>2</UNCOMPRESSED-SIZE>
-                </SEGMENT>
-              </SEGMENTS>
-              <TARGET-ADDR-OFFSET xsi:type="POS-OFFSET">
-                <POSITIVE-OFFSET>A0000000</POSITIVE-OFFSET>
-              </TARGET-ADDR-OFFSET>
-            </DATABLOCK>
-          </DATABLOCKS>
-          <FLASHDATAS>
-            <FLASHDATA ID="FD.CODE" xsi:type="EXTERN-FLASHDATA">
-              <SHORT-NAME>FD_CODE</SHORT-NAME>
-              <DATAFORMAT SELECTION="INTEL-HEX"/>
-              <DATAFILE LATEBOUND-DATAFILE="false">dme_code.hex</DATAFILE>
-            </FLASHDATA>
-            <FLASHDATA ID="FD.CAL" xsi:type="INTERN-FLASHDATA">
-              <SHORT-NAME>FD_CAL</SHORT-NAME>
-              <DATAFORMAT SELECTION="BINARY"/>
-              <DATA>CAFEBABE 0102 FFEE</DATA>
-            </FLASHDATA>
-          </FLASHDATAS>
-        </MEM>
-      </ECU-MEM>
-    </ECU-MEMS>
-  </FLASH>
-</ODX>
-"""
-
-
-def _write_pdx(path: Path, odx_f: str, aux: dict[str, bytes]) -> None:
-    """Build a PDX with odxtools' own writer from an ODX-F document and data files."""
-    database = Database()
-    database.short_name = "DME_PDX"
-    database.add_odx_xml_tree(ElementTree.fromstring(odx_f))
-    for name, data in aux.items():
-        database.add_auxiliary_file(name, io.BytesIO(data))
-    database.refresh()
-    assert write_pdx_file(str(path), database)
-
 
 def test_odx_f_pdx_imports_with_segments_and_addresses(
     tmp_path: Path, image_bytes: list[tuple[int, bytes]]
 ) -> None:
     hex_text = _binfile(image_bytes).as_ihex().encode()
     pdx = tmp_path / "dme.pdx"
-    _write_pdx(pdx, ODX_F, {"dme_code.hex": hex_text})
+    write_pdx(pdx, ODX_F, {"dme_code.hex": hex_text})
 
     code, cal = load_pdx(pdx)
 
@@ -307,7 +218,7 @@ def test_odx_f_pdx_imports_with_segments_and_addresses(
 
 def test_pdx_missing_data_file_is_refused(tmp_path: Path) -> None:
     pdx = tmp_path / "nodata.pdx"
-    _write_pdx(pdx, ODX_F, {})
+    write_pdx(pdx, ODX_F, {})
     with pytest.raises(ParseError, match=r"nodata\.pdx: FL_DME/EM_DME/DB_CODE.*dme_code\.hex"):
         load_pdx(pdx)
 
@@ -318,7 +229,7 @@ def test_pdx_segment_beyond_the_data_is_refused(tmp_path: Path) -> None:
     )
     pdx = tmp_path / "short.pdx"
     code = _binfile([(0x8000_0000, bytes(0x14E20))]).as_ihex().encode()
-    _write_pdx(pdx, odx_f, {"dme_code.hex": code})
+    write_pdx(pdx, odx_f, {"dme_code.hex": code})
     with pytest.raises(ParseError, match=r"DB_CAL.*SG_CAL_1: needs 3 bytes"):
         load_pdx(pdx)
 
@@ -337,7 +248,7 @@ def test_pdx_srec_without_segments_keeps_the_records_addresses(
     odx_f = ODX_F[:start] + ODX_F[ODX_F.index("</SEGMENTS>") + len("</SEGMENTS>") :]
     odx_f = odx_f.replace('"INTEL-HEX"', '"MOTOROLA-S"').replace("dme_code.hex", "dme.s37")
     pdx = tmp_path / "srec.pdx"
-    _write_pdx(pdx, odx_f, {"dme.s37": _binfile(image_bytes).as_srec().encode()})
+    write_pdx(pdx, odx_f, {"dme.s37": _binfile(image_bytes).as_srec().encode()})
 
     code, _ = load_pdx(pdx)
 
@@ -352,6 +263,6 @@ def test_pdx_compressed_data_is_refused(tmp_path: Path) -> None:
     )
     pdx = tmp_path / "packed.pdx"
     code = _binfile([(0x8000_0000, bytes(0x14E20))]).as_ihex().encode()
-    _write_pdx(pdx, odx_f, {"dme_code.hex": code})
+    write_pdx(pdx, odx_f, {"dme_code.hex": code})
     with pytest.raises(ParseError, match=r"FD_CAL.*encrypted or compressed"):
         load_pdx(pdx)

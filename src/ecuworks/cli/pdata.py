@@ -22,9 +22,12 @@ from ecuworks.cli.common import (
     errors,
     fail,
     home,
+    print_error,
 )
-from ecuworks.errors import ConfigError, LinkError, PDataMismatch
+from ecuworks.errors import ConfigError, LinkError, ParseError, PDataMismatch
+from ecuworks.pdata.build import build_repository, spec_series
 from ecuworks.pdata.demo import generate_demo
+from ecuworks.pdata.keys import TOP_LEVEL_ROLES, KeyRing
 from ecuworks.pdata.serve import serve_directory
 from ecuworks.pdata.source import DEMO_DIR, PData, open_pdata
 from ecuworks.pdata.store import LocalStore, SyncReport
@@ -60,6 +63,73 @@ def demo(
         f"serve it: ecuworks pdata serve {result.repo_dir}",
         highlight=False,
     )
+
+
+@pdata_app.command()
+def build(
+    spec_dir: Annotated[Path, typer.Argument(help="The spec: one TOML per series, and images.")],
+    out_dir: Annotated[Path, typer.Argument(help="The repository to write or to update.")],
+    keys: Annotated[
+        Path | None, typer.Option(help="Signing keys directory; default <SPEC_DIR>/keys.")
+    ] = None,
+    new_keys: Annotated[
+        bool, typer.Option("--new-keys", help="Generate the keys that are missing in --keys.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Import HEX, S-record, binary and ODX-F images and publish them as signed P-Data."""
+    keys_dir = keys if keys is not None else spec_dir / "keys"
+    try:
+        ring = _signing_keys(keys_dir, spec_series(spec_dir), create=new_keys)
+        with console.status("importing") as status:
+            result = build_repository(
+                spec_dir, out_dir, ring, progress=lambda unit: status.update(f"importing {unit}")
+            )
+    except (ConfigError, ParseError) as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    if as_json:
+        summary = {
+            "schema": 1,
+            "repository": str(result.repo_dir),
+            "root": str(result.root_path),
+            "snapshot_version": result.snapshot_version,
+            "series": dict(result.series),
+            "image_bytes": result.image_bytes,
+        }
+        console.print_json(json.dumps(summary))
+        return
+    units = sum(result.series.values())
+    console.print(
+        f"published snapshot v{result.snapshot_version} of {result.repo_dir}: {units} units, "
+        f"{result.image_bytes / 2**20:.1f} MiB for {', '.join(result.series)}\n"
+        f"trusted root: {result.root_path}\n"
+        f"serve it: ecuworks pdata serve {result.repo_dir}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _signing_keys(directory: Path, series: list[str], *, create: bool) -> KeyRing:
+    """The key ring for top-level roles and ``series``; with ``create``, the missing ones
+    are generated and saved (keep root and targets offline: README)."""
+    roles = [*TOP_LEVEL_ROLES, *series]
+    ring = KeyRing.load(directory) if directory.is_dir() else KeyRing({})
+    missing = [role for role in roles if not ring.signers.get(role)]
+    if missing and not create:
+        raise ConfigError(
+            f"no signing key for {', '.join(missing)} in {directory}: give --keys DIR, "
+            "or add --new-keys to generate them there"
+        )
+    if missing:
+        fresh = KeyRing.generate(missing)
+        fresh.save(directory)
+        errors.print(
+            f"generated signing keys for {', '.join(missing)} in {directory}; keep the root "
+            "and targets keys offline",
+            highlight=False,
+        )
+        ring = KeyRing({**ring.signers, **fresh.signers})
+    return ring
 
 
 @pdata_app.command()
@@ -108,7 +178,7 @@ def verify(
             highlight=False,
         )
     for failure in report.failures:
-        errors.print(f"[red]error:[/red] {failure}", highlight=False)
+        print_error(str(failure))
     if not report.ok:
         raise typer.Exit(EXIT_REFUSED)
 
@@ -199,7 +269,9 @@ def _run_sync(store: LocalStore, *, quiet: bool) -> SyncReport:
     if quiet:
         return asyncio.run(store.sync())
     columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
-    with Progress(*Progress.get_default_columns()[:1], *columns, console=errors) as bars:
+    with Progress(
+        *Progress.get_default_columns()[:1], *columns, console=errors, transient=True
+    ) as bars:
         tasks: dict[str, TaskID] = {}
 
         def progress(info: TargetInfo, done: int) -> None:

@@ -21,7 +21,7 @@ Layout of ``out_dir``::
 from __future__ import annotations
 
 import hashlib
-import io
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -381,28 +381,6 @@ def _payload_chunks(unit: SgbmId, length: int) -> Iterator[bytes]:
         yield hashlib.shake_256(seed + n.to_bytes(8, "big")).digest(size)
 
 
-class _ImageReader(io.RawIOBase):
-    """The image (header, then payload) as a file, made as it is read."""
-
-    def __init__(self, header: bytes, chunks: Iterator[bytes]) -> None:
-        self._pending = header
-        self._chunks = chunks
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            nxt = next(self._chunks, None)
-            if nxt is None:
-                return 0
-            self._pending = nxt
-        n = min(len(buffer), len(self._pending))
-        buffer[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-
 def _add_image(
     builder: RepositoryBuilder, series: str, unit: SgbmId, ecu: EcuProfile, index: int
 ) -> UnitInfo:
@@ -414,11 +392,10 @@ def _add_image(
         digest.update(chunk)
     header = UnitHeader(sgbm=unit, payload_length=length, payload_sha256=digest.digest())
     path = f"units/{unit}.bin"
-    reader = io.BufferedReader(_ImageReader(header.encode(), _payload_chunks(unit, length)))
     target = builder.add_target(
         series,
         path,
-        reader,
+        itertools.chain((header.encode(),), _payload_chunks(unit, length)),
         custom={
             "sgbm": str(unit),
             "process_class": unit.process_class.name,

@@ -56,7 +56,8 @@ DEFAULT_EXPIRY: Mapping[str, timedelta] = {
 
 _CHUNK = 1 << 16
 _SERIES = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
-Source = bytes | str | os.PathLike[str] | IO[bytes]
+Source = bytes | str | os.PathLike[str] | IO[bytes] | Iterable[bytes]
+"""An image's bytes: in memory, a file path, a binary file object, or chunks as made."""
 
 
 def target_file_path(target: TargetFile) -> PurePosixPath:
@@ -117,7 +118,8 @@ class RepositoryBuilder:
         Args:
             series: the vehicle series (delegated role), e.g. ``"F030"``.
             path_in_repo: the image's path inside the series, e.g. ``"DME/swfl_1234.bin"``.
-            data_or_file: the bytes, a path to a file, or a binary file object.
+            data_or_file: the bytes, a path to a file, a binary file object, or an
+                iterable of chunks (consumed once).
             custom: the P-Data fields (``sgbm``, ``process_class``, ``hardware``,
                 ``release``), stored as the target's ``custom`` field.
 
@@ -323,4 +325,7 @@ def _chunks(source: Source) -> Iterable[bytes]:
         with open(source, "rb") as f:
             yield from iter(lambda: f.read(_CHUNK), b"")
         return
-    yield from iter(lambda: source.read(_CHUNK), b"")
+    if hasattr(source, "read"):
+        yield from iter(lambda: source.read(_CHUNK), b"")
+        return
+    yield from source
