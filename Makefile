@@ -42,6 +42,7 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.transfer
 	$(BIN)/python -m bench.sim
+	$(BIN)/python -m bench.pdata
 
 demo: $(STAMP)
 	@echo "make demo arrives with the main-job issue (identify -> plan -> program on the"

@@ -22,6 +22,7 @@ cached file before yielding its first chunk.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -39,13 +40,15 @@ import httpx
 
 from ecuworks.errors import ConfigError, LinkError, PDataMismatch
 from ecuworks.pdata._atomic import write_atomic
-from ecuworks.pdata.trust import TargetInfo, TrustedRepository, verify_target
+from ecuworks.pdata.trust import TargetInfo, TargetVerifier, TrustedRepository, verify_target
 
 __all__ = ["LocalStore", "Progress", "SyncReport", "stream_verified"]
 
 # python-tuf's ngclient defaults: the most a metadata file may be before it is refused.
 CAPS: Final = {"root": 512_000, "timestamp": 16_384, "snapshot": 2_000_000, "targets": 5_000_000}
 MAX_ROOT_ROTATIONS: Final = 32
+PARALLEL: Final = 4
+"""Images downloaded at once."""
 _CHUNK: Final = 1 << 16
 _ROLE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}")
 
@@ -238,32 +241,53 @@ class _Sync:
         self.client = client
         self.progress = progress
         self.received = 0
+        self._made: set[Path] = set()  # directories known to exist during this sync
 
     async def run(self) -> SyncReport:
         repo = await self._metadata()
         targets = [info for series in repo.series for info in repo.targets_of(series)]
-        downloaded: list[TargetInfo] = []
-        failures: list[PDataMismatch] = []
-        seen: set[str] = set()
-        for info in targets:
-            if info.sha256 in seen:  # content-addressed: one copy serves every path
-                continue
-            seen.add(info.sha256)
-            try:
-                if await self._target(info):
-                    downloaded.append(info)
-            except PDataMismatch as exc:
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+        unique = list({info.sha256: info for info in reversed(targets)}.values())[::-1]
+        # content-addressed: one copy serves every path; a few at once hide each file's
+        # fixed costs (request, file creation, rename) behind the others' transfers
+        fetched = await self._images(unique)
         return SyncReport(
             url=self.url,
             root_version=repo.root.version,
             snapshot_version=repo.snapshot.version,
             targets=tuple(targets),
-            downloaded=tuple(downloaded),
+            downloaded=tuple(info for info in unique if info.sha256 in fetched),
             bytes_downloaded=self.received,
         )
+
+    async def _images(self, infos: list[TargetInfo]) -> set[str]:
+        """Bring every image into the cache, ``PARALLEL`` at a time; the SHA-256s fetched.
+
+        Raises:
+            PDataMismatch: the first image (in listed order) that failed, after the others.
+            LinkError: the server broke off; the other downloads stop at once.
+        """
+        queue = iter(infos)
+        fetched: set[str] = set()
+        failures: dict[str, PDataMismatch] = {}
+
+        async def worker() -> None:
+            for info in queue:
+                try:
+                    if await self._target(info):
+                        fetched.add(info.sha256)
+                except PDataMismatch as exc:
+                    failures[info.sha256] = exc
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for _ in range(min(PARALLEL, len(infos))):
+                    group.create_task(worker())
+        except* LinkError as caught:
+            raise caught.exceptions[0] from None
+        for info in infos:
+            if info.sha256 in failures:
+                raise failures[info.sha256]
+        return fetched
 
     async def _metadata(self) -> TrustedRepository:
         store = self.store
@@ -341,7 +365,11 @@ class _Sync:
         return bytes(body)
 
     async def _target(self, info: TargetInfo) -> bool:
-        """Make sure the cache holds ``info``'s verified bytes; True if it fetched any."""
+        """Make sure the cache holds ``info``'s verified bytes; True if it fetched any.
+
+        Bytes are hashed as they are written, never read back; a resumed download hashes
+        the part it already holds first.
+        """
         store = self.store
         cached = store.cached_path(info)
         if cached.is_file():
@@ -352,48 +380,66 @@ class _Sync:
             else:
                 return False
         part = store._part(info)
-        part.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(part.parent)
         have = _size(part)
         if have > info.length:
             part.unlink()
             have = 0
-        if have < info.length:
-            await self._download(info, part, have)
         try:
-            _verify_file(info, part)
+            verifier = TargetVerifier(info)
+            if have:
+                with part.open("rb") as f:
+                    for chunk in _read_chunks(f):
+                        verifier.feed(chunk)
+            if have < info.length:
+                verifier = await self._download(info, part, verifier)
+            verifier.finish()
         except PDataMismatch:
             part.unlink(missing_ok=True)  # never resume from bytes that failed
             raise
-        cached.parent.mkdir(parents=True, exist_ok=True)
+        self._mkdir(cached.parent)
         os.replace(part, cached)
         return True
 
-    async def _download(self, info: TargetInfo, part: Path, have: int) -> None:
-        """Append the missing bytes of ``info`` to ``part`` (``have`` held), up to length + 1.
+    def _mkdir(self, directory: Path) -> None:
+        """Make ``directory`` once per sync (each mkdir costs a metadata write)."""
+        if directory not in self._made:
+            directory.mkdir(parents=True, exist_ok=True)
+            self._made.add(directory)
+
+    async def _download(
+        self, info: TargetInfo, part: Path, verifier: TargetVerifier
+    ) -> TargetVerifier:
+        """Append the missing bytes of ``info`` to ``part``, feeding ``verifier`` as they are
+        written; return the verifier of the whole file (a new one if the server restarted).
 
         Blocking writes to local disk are fine here: sync runs alone in its event loop.
         """
+        have = verifier.seen
         headers = {"Range": f"bytes={have}-"} if have else {}
         url = self.url + "targets/" + quote(info.stored_name)
         try:
             async with self.client.stream("GET", url, headers=headers) as response:
                 _check_status(response, info.path)
-                if response.status_code != 206:  # the server sent it all: start over
+                if have and response.status_code != 206:  # the server sent it all: start over
                     have = 0
+                    verifier = TargetVerifier(info)
                 with part.open("r+b" if have else "wb") as f:
-                    f.seek(have)
-                    f.truncate()
+                    # "wb" left the file empty: truncating it again would change nothing
+                    # but make ext4 (auto_da_alloc) start writing it back at close().
+                    if have:
+                        f.seek(have)
+                        f.truncate()
                     async for chunk in response.aiter_raw():
-                        piece = chunk[: info.length + 1 - have]
+                        self.received += min(len(chunk), info.length + 1 - have)
+                        piece = verifier.feed(chunk)  # raises past the signed length
                         f.write(piece)
                         have += len(piece)
-                        self.received += len(piece)
                         if self.progress is not None:
                             self.progress(info, min(have, info.length))
-                        if have > info.length:
-                            break  # an endless image costs one byte more than signed
         except httpx.HTTPError as exc:
             raise _link_error(self.url, exc) from exc
+        return verifier
 
 
 def _role_file(role: str) -> str:

@@ -29,7 +29,7 @@ from tuf.ngclient.config import EnvelopeType
 
 from ecuworks.errors import MismatchReason, PDataMismatch
 
-__all__ = ["TargetInfo", "TrustedRepository", "verify_target"]
+__all__ = ["TargetInfo", "TargetVerifier", "TrustedRepository", "verify_target"]
 
 _SigDetail = Callable[[], tuple[MismatchReason, str]]
 
@@ -225,19 +225,52 @@ def verify_target(info: TargetInfo, chunks: Iterable[bytes]) -> None:
 
 
 def _verify_stream(info: TargetInfo, chunks: Iterable[bytes]) -> None:
-    digest = hashlib.sha256()
-    seen = 0
-    limit = info.length + 1
+    verifier = TargetVerifier(info)
     for chunk in chunks:
-        piece = chunk[: limit - seen]
-        seen += len(piece)
-        digest.update(piece)
-        if seen > info.length:
-            raise _mismatch(info.path, "length", f"more than the signed {info.length} bytes")
-    if seen < info.length:
-        raise _mismatch(info.path, "length", f"{seen} bytes, signed length is {info.length}")
-    if not hmac.compare_digest(digest.hexdigest(), info.sha256):
-        raise _mismatch(info.path, "hash", "SHA-256 differs from the signed metadata")
+        verifier.feed(chunk)
+    verifier.finish()
+
+
+class TargetVerifier:
+    """Checks an image against its signed length and SHA-256 as its bytes stream past.
+
+    For a writer that must not read its file back: :meth:`feed` each chunk as it arrives
+    and keep what it returns, then :meth:`finish`.
+    """
+
+    def __init__(self, info: TargetInfo) -> None:
+        self._info = info
+        self._digest = hashlib.sha256()
+        self.seen = 0
+
+    def feed(self, chunk: bytes) -> bytes:
+        """Take the next bytes; return the part that may be kept (at most length + 1 in all).
+
+        Raises:
+            PDataMismatch: ``length``, as soon as the data runs past the signed length.
+        """
+        piece = chunk[: self._info.length + 1 - self.seen]
+        self.seen += len(piece)
+        self._digest.update(piece)
+        if self.seen > self._info.length:
+            raise _mismatch(
+                self._info.path, "length", f"more than the signed {self._info.length} bytes"
+            )
+        return piece
+
+    def finish(self) -> None:
+        """Raise unless exactly the signed bytes were fed.
+
+        Raises:
+            PDataMismatch: ``length`` if short, ``hash`` if the SHA-256 differs.
+        """
+        info = self._info
+        if self.seen < info.length:
+            raise _mismatch(
+                info.path, "length", f"{self.seen} bytes, signed length is {info.length}"
+            )
+        if not hmac.compare_digest(self._digest.hexdigest(), info.sha256):
+            raise _mismatch(info.path, "hash", "SHA-256 differs from the signed metadata")
 
 
 # -- error translation ---------------------------------------------------------------------
