@@ -211,6 +211,63 @@ async def test_an_interrupted_sync_resumes_without_fetching_bytes_twice(
     print(f"resume: first run {first_run} bytes, second {BIG - first_run}, total {BIG}")
 
 
+class NoRanges:
+    """A server that ignores Range and always sends the whole file (200)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"range"]
+        await self.app({**scope, "headers": headers}, receive, send)
+
+
+async def test_a_resume_the_server_ignores_starts_over_and_still_verifies(
+    tmp_path: Path, repo: Path, keys: KeyRing
+) -> None:
+    big = (bytes(range(253)) * (BIG // 253 + 1))[:BIG]
+    builder = RepositoryBuilder(repo, keys)
+    builder.add_target("F030", "big.bin", big, custom=DME)
+    builder.publish()
+    meter = Meter(NoRanges(CutOnce(StaticApp(repo), ".big.bin", after=BIG // 2)))
+    running = await serve_app(meter)
+    try:
+        store = store_for(tmp_path, repo, running.url)
+        with pytest.raises(LinkError):
+            await store.sync()
+        await store.sync()
+    finally:
+        await running.close()
+    path = next(p for p in meter.sent if p.endswith(".big.bin"))
+    assert meter.sent[path] == BIG // 2 + BIG  # the half, then all of it again
+    assert b"".join(store.open_unit("F030", "big.bin")) == big
+
+
+async def test_a_partial_download_altered_on_disk_is_never_resumed(
+    tmp_path: Path, repo: Path, keys: KeyRing
+) -> None:
+    big = (bytes(range(241)) * (BIG // 241 + 1))[:BIG]
+    builder = RepositoryBuilder(repo, keys)
+    builder.add_target("F030", "big.bin", big, custom=DME)
+    builder.publish()
+    running = await serve_app(CutOnce(StaticApp(repo), ".big.bin", after=BIG // 2))
+    try:
+        store = store_for(tmp_path, repo, running.url)
+        with pytest.raises(LinkError):
+            await store.sync()
+        (part,) = (store.root_dir / "cache" / "tmp").glob("*.part")
+        data = bytearray(part.read_bytes())
+        data[100] ^= 0xFF
+        part.write_bytes(bytes(data))
+        with pytest.raises(PDataMismatch, match=r"F030/big.bin \(hash\)"):
+            await store.sync()
+        assert not part.exists()
+        await store.sync()  # from scratch, and right
+    finally:
+        await running.close()
+    assert b"".join(store.open_unit("F030", "big.bin")) == big
+
+
 async def test_a_tampered_image_is_refused_and_not_cached(
     tmp_path: Path, repo: Path, served: tuple[RunningServer, Meter]
 ) -> None:
