@@ -16,6 +16,7 @@ import typer
 
 from ecuworks import __version__
 from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, fail
+from ecuworks.cli.identify import identify_command
 from ecuworks.cli.pdata import pdata_app
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.transport import discovery
@@ -29,6 +30,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(pdata_app, name="pdata")
+app.command(name="identify")(identify_command)
 
 
 def _version(value: bool) -> None:

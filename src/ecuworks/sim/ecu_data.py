@@ -29,18 +29,12 @@ from ecuworks.wire.uds import Did, Nrc, Session
 from ecuworks.wire.vo import VehicleOrder
 
 __all__ = [
-    "DID_BATTERY_MV",
-    "DID_ILEVEL",
-    "DID_VEHICLE_ORDER",
     "clear_dtcs",
     "read_data",
     "read_dtcs",
     "write_data",
 ]
 
-DID_ILEVEL = 0xF1A0
-DID_VEHICLE_ORDER = 0xF1A1
-DID_BATTERY_MV = 0xF1A2
 
 # ReadDTCInformation reportDTCByStatusMask (ISO 14229-1, 0x19 sub-function 0x02).
 _REPORT_BY_STATUS_MASK = 0x02
@@ -70,9 +64,9 @@ def _read_one(ecu: EcuState, vehicle: VehicleState, did: int) -> bytes | None:
     }
     if ecu.mode == "application":
         if ecu.address == vehicle.gateway_address:
-            readers[DID_ILEVEL] = lambda: _ilevel_record(vehicle)
-            readers[DID_VEHICLE_ORDER] = lambda: VehicleOrder.parse(vehicle.vo).encode()
-            readers[DID_BATTERY_MV] = lambda: _u16(round(vehicle.battery.supply_volts * 1000))
+            readers[Did.ILEVEL] = lambda: _ilevel_record(vehicle)
+            readers[Did.VEHICLE_ORDER] = lambda: VehicleOrder.parse(vehicle.vo).encode()
+            readers[Did.BATTERY_MV] = lambda: _u16(round(vehicle.battery.supply_volts * 1000))
         for store in (ecu.coding, ecu.individual_data):
             if did in store:
                 return store[did]
@@ -130,7 +124,7 @@ def write_data(ecu: EcuState, vehicle: VehicleState, request: bytes, *, unlocked
     did = int.from_bytes(request[1:3], "big")
     record = request[3:]
     gateway = ecu.address == vehicle.gateway_address
-    if gateway and did in (DID_ILEVEL, DID_VEHICLE_ORDER):
+    if gateway and did in (Did.ILEVEL, Did.VEHICLE_ORDER):
         if ecu.session not in _GATEWAY_SESSIONS:
             raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "not writable in this session")
         if not unlocked:
@@ -151,7 +145,7 @@ def write_data(ecu: EcuState, vehicle: VehicleState, request: bytes, *, unlocked
 
 def _write_gateway(vehicle: VehicleState, did: int, record: bytes) -> None:
     """Store the I-level triple or the vehicle order in the vehicle."""
-    if did == DID_ILEVEL:
+    if did == Did.ILEVEL:
         if len(record) != _ILEVEL_RECORD_LENGTH:
             raise Refusal(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT)
         try:

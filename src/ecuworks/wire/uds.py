@@ -312,6 +312,10 @@ class Did(IntEnum):
     VIN = 0xF190
     PROGRAMMING_COUNTER = 0x2502
     PROGRAMMING_COUNTER_MAX = 0x2503
+    # The gateway's records in this project (DESIGN.md): I-level triple, VO, battery mV.
+    ILEVEL = 0xF1A0
+    VEHICLE_ORDER = 0xF1A1
+    BATTERY_MV = 0xF1A2
 
 
 class Routine(IntEnum):
