@@ -264,7 +264,8 @@ class _Sync:
 
         Raises:
             PDataMismatch: the first image (in listed order) that failed, after the others.
-            LinkError: the server broke off; the other downloads stop at once.
+            LinkError: the server broke off; the other downloads stop at once (so do they
+                on any other error, e.g. a full disk, which is raised as it is).
         """
         queue = iter(infos)
         fetched: set[str] = set()
@@ -282,8 +283,8 @@ class _Sync:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(PARALLEL, len(infos))):
                     group.create_task(worker())
-        except* LinkError as caught:
-            raise caught.exceptions[0] from None
+        except ExceptionGroup as group:  # a LinkError, or e.g. a full disk: the first one
+            raise group.exceptions[0] from None
         for info in infos:
             if info.sha256 in failures:
                 raise failures[info.sha256]
