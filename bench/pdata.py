@@ -25,8 +25,6 @@ import contextlib
 import io
 import json
 import os
-import platform
-import pstats
 import random
 import resource
 import select
@@ -38,6 +36,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from bench.common import figure, machine, print_goals, profile_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "bench" / "out" / "pdata.json"
@@ -286,33 +286,24 @@ def run_all(quick: bool, profile: Path | None, work: Path) -> dict[str, Any]:
 # -- figures and report ----------------------------------------------------------------------
 
 
-def _figure(name: str, value: float | None, unit: str, goal: str | None = None) -> dict[str, Any]:
-    met = None
-    if goal is not None:
-        op, bound = goal.split()
-        met = value is not None and (value >= float(bound) if op == ">=" else value < float(bound))
-    value = None if value is None else round(value, 3)
-    return {"name": name, "value": value, "unit": unit, "goal": goal, "met": met}
-
-
 def figures(build: dict[str, Any], syncs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The demo build figures (informational), then sync, stream and RSS with their goals."""
     out = [
-        _figure("demo generate", build["generate_s"], "s"),
-        _figure("demo generate", build["generate_mb_s"], "MB/s"),
-        _figure("demo verify", build["verify_s"], "s"),
-        _figure("demo verify", build["verify_mb_s"], "MB/s"),
-        _figure("big unit build (RepositoryBuilder)", build["big_build_s"], "s"),
+        figure("demo generate", build["generate_s"], "s"),
+        figure("demo generate", build["generate_mb_s"], "MB/s"),
+        figure("demo verify", build["verify_s"], "s"),
+        figure("demo verify", build["verify_mb_s"], "MB/s"),
+        figure("big unit build (RepositoryBuilder)", build["big_build_s"], "s"),
     ]
     demo, big = syncs
     label = big["repository"]
     out += [
-        _figure("pdata sync demo", demo.get("sync_s"), "s"),
-        _figure("pdata sync demo", demo.get("sync_mb_s"), "MB/s", f">= {SYNC_GOAL_MB_S:g}"),
-        _figure(f"pdata sync {label}", big.get("sync_s"), "s"),
-        _figure(f"pdata sync {label}", big.get("sync_mb_s"), "MB/s", f">= {SYNC_GOAL_MB_S:g}"),
-        _figure(f"open_unit stream {label}", big.get("stream_mb_s"), "MB/s"),
-        _figure(
+        figure("pdata sync demo", demo.get("sync_s"), "s"),
+        figure("pdata sync demo", demo.get("sync_mb_s"), "MB/s", f">= {SYNC_GOAL_MB_S:g}"),
+        figure(f"pdata sync {label}", big.get("sync_s"), "s"),
+        figure(f"pdata sync {label}", big.get("sync_mb_s"), "MB/s", f">= {SYNC_GOAL_MB_S:g}"),
+        figure(f"open_unit stream {label}", big.get("stream_mb_s"), "MB/s"),
+        figure(
             f"peak RSS sync + stream {label}",
             big["rss_kib"] * KIB / MB if "rss_kib" in big else None,
             "MB",
@@ -324,38 +315,8 @@ def figures(build: dict[str, Any], syncs: list[dict[str, Any]]) -> list[dict[str
 
 def profile_top(path: Path, count: int) -> list[dict[str, Any]]:
     """The client's functions by own time during a profiled demo sync."""
-    stats = pstats.Stats(str(path))
-    rows = []
-    for (file, line, name), (_, calls, own, cum, _) in stats.stats.items():  # type: ignore[attr-defined]
-        where = f"{_short(file)}:{line}({name})" if line else name
-        rows.append({"function": where, "calls": calls, "own_s": own, "cum_s": cum})
+    _, rows = profile_rows(path)
     return sorted(rows, key=lambda r: -r["own_s"])[:count]
-
-
-def _short(filename: str) -> str:
-    for marker in ("site-packages/", "/src/", "/lib/python"):
-        if marker in filename:
-            return filename.split(marker, 1)[1]
-    return filename
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        cpuinfo = []
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def report(
@@ -434,19 +395,7 @@ def report(
             f"[red]{r['error']}" if "error" in r else "ok",
         )
     console.print(syncs)
-    busy = info["load_average"][0]
-    if busy > (info["cores"] or 1) / 2:
-        console.print(
-            f"[yellow]load average {busy:g} on {info['cores']} cores: other processes shared "
-            "the CPUs, so these figures are low and noisy; run again on a quiet machine"
-        )
-    goals = Table("goal", "value", "target", "met")
-    for f in figs:
-        if f["goal"] is not None:
-            value = "-" if f["value"] is None else f"{f['value']:,.1f} {f['unit']}"
-            met = "[green]yes" if f["met"] else "[red]no"
-            goals.add_row(f["name"], value, f["goal"], met)
-    console.print(goals)
+    print_goals(console, info, figs)
     if top:
         prof = Table("function", "calls", "own s", "cum s", title="client, profiled demo sync")
         for t in top:

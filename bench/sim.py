@@ -26,9 +26,6 @@ import contextlib
 import cProfile
 import hashlib
 import json
-import os
-import platform
-import pstats
 import random
 import resource
 import subprocess
@@ -41,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import figure, machine, print_goals, profile_rows
 from ecuworks.profiles import load_profile
 from ecuworks.profiles.model import BusProfile, VehicleProfile
 from ecuworks.sim.state import EcuState, RegionState, VehicleState
@@ -459,32 +457,14 @@ def profile_top(path: Path, count: int) -> dict[str, Any]:
     """A cProfile dump in two views: every function by own CPU time, and the simulator's
     own functions (``ecuworks/sim``) by cumulative CPU time (what each costs with callees).
     """
-    stats = pstats.Stats(str(path))
-    total = stats.total_tt  # type: ignore[attr-defined]
-    rows = []
-    for (filename, line, name), (_, calls, own, cumulative, _) in stats.stats.items():  # type: ignore[attr-defined]
-        where = f"{_short(filename)}:{line}({name})" if line else name
-        rows.append(
-            {
-                "function": where,
-                "calls": calls,
-                "own_s": own,
-                "own_share": own / total if total else 0.0,
-                "cum_s": cumulative,
-                "cum_share": cumulative / total if total else 0.0,
-            }
-        )
+    total, rows = profile_rows(path)
+    for row in rows:
+        row["own_share"] = row["own_s"] / total if total else 0.0
+        row["cum_share"] = row["cum_s"] / total if total else 0.0
     by_own = sorted(rows, key=lambda r: -r["own_s"])[:count]
     ours = [r for r in rows if r["function"].startswith("ecuworks/sim/")]
     by_cum = sorted(ours, key=lambda r: -r["cum_s"])[:count]
     return {"cpu_s": total, "by_own": by_own, "sim_by_cum": by_cum}
-
-
-def _short(filename: str) -> str:
-    for marker in ("site-packages/", "/src/", "/lib/python"):
-        if marker in filename:
-            return filename.split(marker, 1)[1]
-    return filename
 
 
 # -- figures and report ----------------------------------------------------------------------
@@ -492,13 +472,6 @@ def _short(filename: str) -> str:
 
 def _label(size: int) -> str:
     return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
-
-
-def _figure(
-    name: str, value: float | None, unit: str, goal: str | None = None, met: bool | None = None
-) -> dict[str, Any]:
-    value = None if value is None else round(value, 4)
-    return {"name": name, "value": value, "unit": unit, "goal": goal, "met": met}
 
 
 def can_name(row: dict[str, Any]) -> str:
@@ -521,9 +494,9 @@ def figures(
         name = can_name(r)
         ok = "error" not in r
         out += [
-            _figure(f"{name}: expected (ISO-TP arithmetic)", r["expected_s"], "s"),
-            _figure(f"{name}: measured", r.get("measured_s"), "s"),
-            _figure(
+            figure(f"{name}: expected (ISO-TP arithmetic)", r["expected_s"], "s"),
+            figure(f"{name}: measured", r.get("measured_s"), "s"),
+            figure(
                 f"{name}: measured / ISO-TP arithmetic",
                 r.get("ratio"),
                 "x",
@@ -534,42 +507,23 @@ def figures(
     name = eth_name(eth)
     ok = "error" not in eth
     out += [
-        _figure(f"{name}: model ceiling", eth["model_mib_s"] if ok else None, "MiB/s"),
-        _figure(f"{name}: time over the model per block", eth.get("overhead_us_per_block"), "µs"),
-        _figure(f"{name}: simulator CPU per block", eth.get("sim_cpu_us_per_block"), "µs"),
-        _figure(f"{name}: client CPU per block", eth.get("client_cpu_us_per_block"), "µs"),
-        _figure(
+        figure(f"{name}: model ceiling", eth["model_mib_s"] if ok else None, "MiB/s"),
+        figure(f"{name}: time over the model per block", eth.get("overhead_us_per_block"), "µs"),
+        figure(f"{name}: simulator CPU per block", eth.get("sim_cpu_us_per_block"), "µs"),
+        figure(f"{name}: client CPU per block", eth.get("client_cpu_us_per_block"), "µs"),
+        figure(
             f"{name}: simulator serves",
             eth.get("mib_s"),
             "MiB/s",
             f">= {ETH_GOAL_MIB_S:g}",
             ok and eth["mib_s"] >= ETH_GOAL_MIB_S,
         ),
-        _figure("peak RSS bench process (client)", rss_kib * KIB / 1e6, "MB"),
+        figure("peak RSS bench process (client)", rss_kib * KIB / 1e6, "MB"),
     ]
     sims = [r["sim_rss_kib"] for r in [*can_rows, eth] if "sim_rss_kib" in r]
     peak = max(sims) * KIB / 1e6 if sims else None
-    out.append(_figure("peak RSS simulator process", peak, "MB"))
+    out.append(figure("peak RSS simulator process", peak, "MB"))
     return out
-
-
-def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        cpuinfo = []
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def report(
@@ -669,19 +623,7 @@ def report(
         f"[red]{eth['error']}" if not ok else "ok",
     )
     console.print(eth_table)
-    busy = info["load_average"][0]
-    if busy > (info["cores"] or 1) / 2:
-        console.print(
-            f"[yellow]load average {busy:g} on {info['cores']} cores: other processes shared "
-            "the CPUs, so these figures are noisy; run again on a quiet machine"
-        )
-    goals = Table("figure", "value", "target", "met")
-    for f in figs:
-        if f["goal"] is not None or f["name"].startswith("peak RSS"):
-            value = "-" if f["value"] is None else f"{f['value']:,.3f} {f['unit']}"
-            met = "" if f["met"] is None else "[green]yes" if f["met"] else "[red]no"
-            goals.add_row(f["name"], value, f["goal"] or "", met)
-    console.print(goals)
+    print_goals(console, info, figs, also=("peak RSS",), value_format="{:,.3f}")
     if top:
         views = (
             ("by_own", "every function by own time"),

@@ -20,8 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import platform
 import random
 import resource
 import socket
@@ -35,6 +33,9 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from bench import common
+from bench.common import figure, print_goals
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "bench" / "out" / "transfer.json"
@@ -365,15 +366,6 @@ def _label(size: int) -> str:
     return f"{size // MIB} MiB" if size >= MIB else f"{size // KIB} KiB"
 
 
-def _figure(name: str, value: float | None, unit: str, goal: str | None = None) -> dict[str, Any]:
-    met = None
-    if goal is not None:
-        op, bound = goal.split()
-        met = value is not None and (value >= float(bound) if op == ">=" else value < float(bound))
-    value = None if value is None else round(value, 3)
-    return {"name": name, "value": value, "unit": unit, "goal": goal, "met": met}
-
-
 METRICS = (  # key, figure name, unit, table column, table format
     ("mib_s", "throughput", "MiB/s", "MiB/s", "{:,.1f}"),
     ("req_s", "requests", "req/s", "req/s", "{:,.0f}"),
@@ -405,7 +397,7 @@ def figures(runs: list[dict[str, Any]], rss_run: dict[str, Any]) -> list[dict[st
     """Per-client figures, then the four goals of the issue."""
     ok = {(r["client"], r["block_size"]): r for r in runs if "error" not in r}
     out = [
-        _figure(f"{client} {_label(block_size)} {name}", r.get(key), unit)
+        figure(f"{client} {_label(block_size)} {name}", r.get(key), unit)
         for (client, block_size), r in ok.items()
         for key, name, unit, _, _ in METRICS
     ]
@@ -417,37 +409,22 @@ def figures(runs: list[dict[str, Any]], rss_run: dict[str, Any]) -> list[dict[st
     ours, stock, floor = (rate(c, 4 * KIB) for c in ("ecuworks", "doipclient", "raw"))
     return [
         *out,
-        _figure("ecuworks/doipclient at 4 KiB", ours and stock and ours / stock, "x", ">= 10"),
-        _figure("ecuworks/raw at 4 KiB", ours and floor and 100 * ours / floor, "%", ">= 25"),
-        _figure("ecuworks MiB/s at 64 KiB", rate("ecuworks", 64 * KIB), "MiB/s", ">= 120"),
-        _figure(
+        figure("ecuworks/doipclient at 4 KiB", ours and stock and ours / stock, "x", ">= 10"),
+        figure("ecuworks/raw at 4 KiB", ours and floor and 100 * ours / floor, "%", ">= 25"),
+        figure("ecuworks MiB/s at 64 KiB", rate("ecuworks", 64 * KIB), "MiB/s", ">= 120"),
+        figure(
             f"peak RSS {_label(rss_run['size'])} download", rss_run.get("rss_mb"), "MB", "< 150"
         ),
     ]
 
 
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in _cpuinfo() if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
+    """What the figures were measured on, with the peer's versions."""
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
+        **common.machine(),
         "doipclient": metadata.version("doipclient"),
         "udsoncan": metadata.version("udsoncan"),
     }
-
-
-def _cpuinfo() -> list[str]:
-    try:
-        return Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
 
 
 def report(runs: list[dict[str, Any]], figs: list[dict[str, Any]], info: dict[str, Any]) -> None:
@@ -476,19 +453,7 @@ def report(runs: list[dict[str, Any]], figs: list[dict[str, Any]], info: dict[st
         client = f"{r['client']} (RSS run)" if r is runs[-1] else r["client"]
         runs_table.add_row(_label(r["block_size"]), client, *values, check)
     console.print(runs_table)
-    busy = info["load_average"][0]
-    if busy > (info["cores"] or 1) / 2:
-        console.print(
-            f"[yellow]load average {busy:g} on {info['cores']} cores: other processes shared "
-            "the CPUs, so these figures are low and noisy; run again on a quiet machine"
-        )
-    goals = Table("goal", "value", "target", "met")
-    for f in figs:
-        if f["goal"] is not None:
-            value = "-" if f["value"] is None else f"{f['value']:,.1f} {f['unit']}"
-            met = "[green]yes" if f["met"] else "[red]no"
-            goals.add_row(f["name"], value, f["goal"], met)
-    console.print(goals)
+    print_goals(console, info, figs)
 
 
 def main(argv: list[str] | None = None) -> int:
