@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ecuworks.errors import ConfigError
+from ecuworks.profiles import bus_timing
 from ecuworks.profiles.model import BusProfile
 from ecuworks.sim import timing
 from ecuworks.sim.timing import (
@@ -70,6 +71,8 @@ def test_typical_stuffing_lies_between_the_ceiling_and_the_worst_case() -> None:
 
 def test_module_doc_examples_hold() -> None:
     assert doctest.testmod(timing).failed == 0
+    assert doctest.testmod(bus_timing).failed == 0
+    assert doctest.testmod(bus_timing).attempted >= 8  # the frame helpers' examples too
 
 
 # --- frames ---------------------------------------------------------------------------

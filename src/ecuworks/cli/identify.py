@@ -25,7 +25,7 @@ from ecuworks.transport.url import open_link
 from ecuworks.vehicle import GATEWAY_CANDIDATES, Identification, identify
 from ecuworks.vehicle.identify import find_gateway
 
-__all__ = ["identify_command"]
+__all__ = ["identify_command", "identify_vehicle"]
 
 
 def _address(text: str) -> int:
@@ -58,9 +58,14 @@ def _catalog(pdata: PData, series: str) -> tuple[dict[int, str], set[int], list[
     return names, expected, []
 
 
-async def _run(
+async def identify_vehicle(
     vci: str, gateway: int | None, pdata: PData, timeout: float
 ) -> tuple[Identification, dict[int, str], list[str]]:
+    """Identify the vehicle at ``vci``, expecting the ECUs P-Data lists for its series.
+
+    Returns:
+        The identification, ECU names by address, and notes for the technician.
+    """
     async with open_link(vci) as link:
         candidates = GATEWAY_CANDIDATES if gateway is None else (gateway,)
         found, triple = await find_gateway(link, candidates=candidates, timeout=timeout / 2)
@@ -97,7 +102,7 @@ def identify_command(
         raise fail(f"--timeout must be positive, got {timeout}", EXIT_USAGE)
     pdata = load_pdata(ctx)
     try:
-        identification, names, notes = asyncio.run(_run(vci, address, pdata, timeout))
+        identification, names, notes = asyncio.run(identify_vehicle(vci, address, pdata, timeout))
     except (ConfigError, ParseError) as error:
         raise fail(str(error), EXIT_USAGE) from error
     except LinkError as error:

@@ -16,6 +16,10 @@ the image files they name; ``pdata.toml``, if present, sets repository-wide opti
     date = 2024-03-15
     targets = [{variant = "DME_F030", hardware = "HWEL-...", units = [{sgbm = "SWFL-..."}]}]
     [[ecus]]                # ECU metadata: address, name, variant, bus, regions, coding ...
+    [[buses]]               # optional: the buses the ECUs name, for the plan's estimates
+    name = "pt-can"
+    kind = "can"                    # ethernet, can, canfd (give data_bitrate), flexray
+    bitrate = 500_000
     [[units]]
     sgbm = "SWFL-000012A0-003.002.001"
     image = "images/dme.hex"        # Intel HEX, S-record or raw binary (bincopy)

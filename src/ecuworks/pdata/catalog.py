@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from ecuworks.errors import ConfigError, PDataMismatch
 from ecuworks.pdata.model import (
+    BusInfo,
     CodingRule,
     DtcDescription,
     EcuInfo,
@@ -21,6 +22,7 @@ from ecuworks.pdata.model import (
     ILevelRelease,
     Retrofit,
     SeriesCatalog,
+    TargetSvk,
     UnitInfo,
 )
 from ecuworks.wire.ilevel import ILevel
@@ -43,6 +45,9 @@ class Catalog:
     def __init__(self, catalogs: Iterable[SeriesCatalog]) -> None:
         self._series: dict[str, SeriesCatalog] = {}
         self._units: dict[str, tuple[str, UnitInfo]] = {}
+        # Built on first use: planning asks for ~100 ECUs against thousands of targets.
+        self._targets: dict[tuple[str, str], dict[tuple[str, str], TargetSvk]] = {}
+        self._by_address: dict[str, dict[int, EcuInfo]] = {}
         for cat in catalogs:
             if cat.series in self._series:
                 raise ConfigError(f"two catalogs of series {cat.series}")
@@ -121,13 +126,15 @@ class Catalog:
         """
         release = self.release(series, ilevel)
         wanted = str(SgbmId.parse(hardware)) if isinstance(hardware, str) else str(hardware)
-        for target in release.targets:
-            if target.variant == ecu_variant and target.hardware == wanted:
-                return [
-                    SgbmId.parse(u.sgbm)
-                    for u in target.units
-                    if u.when is None or u.when.matches(vo)
-                ]
+        index = self._targets.get((series, release.ilevel))
+        if index is None:
+            index = {(t.variant, t.hardware): t for t in release.targets}
+            self._targets[(series, release.ilevel)] = index
+        target = index.get((ecu_variant, wanted))
+        if target is not None:
+            return [
+                SgbmId.parse(u.sgbm) for u in target.units if u.when is None or u.when.matches(vo)
+            ]
         known = sorted(t.hardware for t in release.targets if t.variant == ecu_variant)
         raise PDataMismatch(
             unit=f"{ecu_variant} {wanted}",
@@ -145,7 +152,10 @@ class Catalog:
         """
         ecus = self.catalog(series).ecus
         if isinstance(key, int):
-            found = [e for e in ecus if e.address == key]
+            by_address = self._by_address.get(series)
+            if by_address is None:
+                by_address = self._by_address[series] = {e.address: e for e in ecus}
+            found = [by_address[key]] if key in by_address else []
         else:
             found = [e for e in ecus if e.name == key] or [e for e in ecus if e.variant == key]
         if len(found) > 1:
@@ -157,6 +167,10 @@ class Catalog:
                 unit=label, reason="unknown-unit", detail=f"series {series} has no ECU {label}"
             )
         return found[0]
+
+    def bus(self, series: str, name: str) -> BusInfo | None:
+        """Return one bus of the series, or None when the catalog does not describe it."""
+        return self.catalog(series).bus(name)
 
     def unit(self, sgbm: SgbmId | str) -> UnitInfo:
         """Return a flashable unit's image: target path, size, SHA-256, segments.

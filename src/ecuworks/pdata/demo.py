@@ -35,6 +35,7 @@ from ecuworks.errors import ConfigError
 from ecuworks.pdata._atomic import write_atomic
 from ecuworks.pdata.keys import TOP_LEVEL_ROLES, KeyRing
 from ecuworks.pdata.model import (
+    BusInfo,
     CodingLayout,
     CodingParameter,
     CodingRecord,
@@ -284,6 +285,10 @@ def _add_series(builder: RepositoryBuilder, profile: VehicleProfile) -> None:
             DtcDescription(code=c, text=_DTC_TEXTS.get(c, f"fault memory entry 0x{c:06X}"))
             for c in sorted({d for e in ecus for d in e.dtcs})
         ),
+        buses=tuple(
+            BusInfo(name=b.name, kind=b.kind, bitrate=b.bitrate, data_bitrate=b.data_bitrate)
+            for b in profile.buses
+        ),
     )
     builder.add_target(
         profile.series,
@@ -433,6 +438,8 @@ def _ecu_info(ecu: EcuProfile) -> EcuInfo:
             for r in ecu.regions
         ),
         coding=_coding_layout(ecu),
+        isotp_stmin_ms=ecu.isotp_stmin_ms,
+        isotp_block_size=ecu.isotp_block_size,
     )
 
 

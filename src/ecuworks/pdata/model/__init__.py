@@ -12,11 +12,12 @@ keys, raising :class:`~ecuworks.errors.ConfigError` that names the field
 (``catalog.json: ilevels[2].targets[5].units[1].sgbm: ...``).
 
 Modules: :mod:`.release` (I-levels, target SVKs, VO conditions), :mod:`.units` (flashable
-units and their images), :mod:`.ecu` (ECU metadata and coding layout), :mod:`.services`
-(coding rules, FSC, retrofits, DTCs), :mod:`.series` (the whole catalog), and
-:mod:`._json` (the checked JSON reader they share).
+units and their images), :mod:`.bus` (the buses), :mod:`.ecu` (ECU metadata and coding
+layout), :mod:`.services` (coding rules, FSC, retrofits, DTCs), :mod:`.series` (the
+whole catalog), and :mod:`._json` (the checked JSON reader they share).
 """
 
+from ecuworks.pdata.model.bus import BUS_KINDS, BusInfo
 from ecuworks.pdata.model.ecu import (
     CodingLayout,
     CodingParameter,
@@ -30,7 +31,9 @@ from ecuworks.pdata.model.services import CodingRule, DtcDescription, FscApplica
 from ecuworks.pdata.model.units import CompressedForm, Segment, UnitInfo
 
 __all__ = [
+    "BUS_KINDS",
     "SCHEMA",
+    "BusInfo",
     "CodingLayout",
     "CodingParameter",
     "CodingRecord",

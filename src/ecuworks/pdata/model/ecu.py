@@ -247,6 +247,9 @@ class EcuInfo:
         security_secret: its secret, hex (demo algorithm only).
         regions: flash regions.
         coding: coding layout.
+        isotp_stmin_ms: STmin the ECU sends in ISO-TP flow control (CAN ECUs), for
+            estimates; absent in JSON when 0.
+        isotp_block_size: the ISO-TP block size it sends; 0 = no limit (absent when 0).
     """
 
     address: int
@@ -261,9 +264,14 @@ class EcuInfo:
     security_secret: str
     regions: tuple[RegionInfo, ...]
     coding: CodingLayout = field(default_factory=CodingLayout)
+    isotp_stmin_ms: float = 0.0
+    isotp_block_size: int = 0
 
     def __post_init__(self) -> None:
         check_range(self.address, "address", 0xFF)
+        if not 0 <= self.isotp_stmin_ms <= 127:
+            raise ConfigError(f"isotp_stmin_ms {self.isotp_stmin_ms} must be 0-127")
+        check_range(self.isotp_block_size, "isotp_block_size", 0xFF)
         for attr in ("name", "variant", "bus", "security_algorithm"):
             check_name(getattr(self, attr), attr)
         check_range(self.max_block_length, "max_block_length", 0xFFFF)
@@ -282,7 +290,7 @@ class EcuInfo:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
+        out: dict[str, Any] = {
             "address": self.address,
             "name": self.name,
             "variant": self.variant,
@@ -296,6 +304,11 @@ class EcuInfo:
             "regions": [r.to_json() for r in self.regions],
             "coding": self.coding.to_json(),
         }
+        if self.isotp_stmin_ms:
+            out["isotp_stmin_ms"] = self.isotp_stmin_ms
+        if self.isotp_block_size:
+            out["isotp_block_size"] = self.isotp_block_size
+        return out
 
     @classmethod
     def from_json(cls, data: object, where: str) -> EcuInfo:
@@ -315,4 +328,6 @@ class EcuInfo:
             security_secret=obj.text("security_secret"),
             regions=obj.items("regions", RegionInfo.from_json),
             coding=CodingLayout.from_json(obj.get("coding", dict), obj.field("coding")),
+            isotp_stmin_ms=float(obj.get("isotp_stmin_ms", (int, float), 0.0)),
+            isotp_block_size=obj.get("isotp_block_size", int, 0),
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 from ecuworks.errors import ConfigError
 from ecuworks.pdata.model._json import JsonObject
+from ecuworks.pdata.model.bus import BusInfo
 from ecuworks.pdata.model.ecu import EcuInfo
 from ecuworks.pdata.model.release import ILevelRelease
 from ecuworks.pdata.model.services import CodingRule, DtcDescription, FscApplication, Retrofit
@@ -33,6 +34,8 @@ class SeriesCatalog:
         fsc: the FSC applications.
         retrofits: the retrofit catalog.
         dtcs: DTC descriptions.
+        buses: the vehicles' buses (kind, bit rates), for time estimates; older catalogs
+            have none, and estimates then assume the defaults of :mod:`ecuworks.plan`.
     """
 
     series: str
@@ -45,9 +48,19 @@ class SeriesCatalog:
     fsc: tuple[FscApplication, ...] = ()
     retrofits: tuple[Retrofit, ...] = ()
     dtcs: tuple[DtcDescription, ...] = ()
+    buses: tuple[BusInfo, ...] = ()
 
     def __post_init__(self) -> None:
-        for attr in ("ilevels", "ecus", "units", "coding_rules", "fsc", "retrofits", "dtcs"):
+        for attr in (
+            "ilevels",
+            "ecus",
+            "units",
+            "coding_rules",
+            "fsc",
+            "retrofits",
+            "dtcs",
+            "buses",
+        ):
             object.__setattr__(self, attr, tuple(getattr(self, attr)))
         if not self.ilevels:
             raise ConfigError("ilevels: a series needs at least one I-level")
@@ -62,6 +75,14 @@ class SeriesCatalog:
         _unique([f.app_id for f in self.fsc], "fsc", "app_id")
         _unique([r.option for r in self.retrofits], "retrofits", "option")
         _unique([d.code for d in self.dtcs], "dtcs", "code")
+        _unique([b.name for b in self.buses], "buses", "name")
+
+    def bus(self, name: str) -> BusInfo | None:
+        """Return the bus of that name, or None if the catalog does not describe it."""
+        for bus in self.buses:
+            if bus.name == name:
+                return bus
+        return None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
@@ -77,6 +98,7 @@ class SeriesCatalog:
             "fsc": [f.to_json() for f in self.fsc],
             "retrofits": [r.to_json() for r in self.retrofits],
             "dtcs": [d.to_json() for d in self.dtcs],
+            "buses": [b.to_json() for b in self.buses],
         }
 
     def to_bytes(self) -> bytes:
@@ -107,6 +129,7 @@ class SeriesCatalog:
             fsc=obj.items("fsc", FscApplication.from_json, optional=True),
             retrofits=obj.items("retrofits", Retrofit.from_json, optional=True),
             dtcs=obj.items("dtcs", DtcDescription.from_json, optional=True),
+            buses=obj.items("buses", BusInfo.from_json, optional=True),
         )
 
     @classmethod

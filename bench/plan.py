@@ -1,0 +1,179 @@
+"""Plan benchmark: ``build_plan`` for an 80-ECU vehicle against a 5,000-variant catalog.
+
+``python -m bench.plan`` (part of ``make bench``) builds, in memory, a series catalog with
+5,000 target SVKs (80 ECU addresses, many hardware variants each, two I-levels) and an
+identification of one vehicle of 80 ECUs whose every unit is one version behind, then
+times :func:`ecuworks.plan.build_plan` to the newest I-level. Each run gets a fresh
+:class:`~ecuworks.pdata.catalog.Catalog`, so the look-up indexes it builds on first use are
+timed too. Goal: the median < 100 ms.
+
+Figures go to the terminal and to ``bench/out/plan.json``; speed never fails the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.common import figure, machine, print_goals
+from ecuworks.pdata.catalog import Catalog
+from ecuworks.pdata.model import (
+    BusInfo,
+    EcuInfo,
+    ILevelRelease,
+    RegionInfo,
+    Segment,
+    SeriesCatalog,
+    TargetSvk,
+    TargetUnit,
+    UnitInfo,
+)
+from ecuworks.plan import build_plan
+from ecuworks.vehicle.identify import EcuMode, EcuState, Identification
+from ecuworks.wire.ilevel import ILevel, ILevelTriple
+from ecuworks.wire.sgbm import SgbmId
+from ecuworks.wire.vo import VehicleOrder
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_JSON = ROOT / "bench" / "out" / "plan.json"
+ECUS, VARIANTS = 80, 5000
+GOAL_MS = 100.0
+SERIES, OLD, NEW = "B080", "B080-24-03-500", "B080-24-11-500"
+GATEWAY = 0x10  # on Ethernet, like an F- or G-series gateway
+BUSES = (
+    BusInfo(name="enet", kind="ethernet", bitrate=100_000_000),
+    BusInfo(name="pt-can", kind="can", bitrate=500_000),
+    BusInfo(name="k-can", kind="can", bitrate=500_000),
+    BusInfo(name="fd-can", kind="canfd", bitrate=500_000, data_bitrate=2_000_000),
+    BusInfo(name="flexray", kind="flexray", bitrate=10_000_000),
+)
+# Region layout of every ECU: bootloader, two application units.
+REGIONS = (("BTLD", 0x0, 256 * 1024), ("SWFL", 0x100000, 2 << 20), ("SWFL", 0x400000, 1 << 20))
+
+
+def _unit(cls: str, address: int, hw: int, index: int, version: int) -> str:
+    return f"{cls}-00{address:02X}{hw:02X}{index:02X}-001.000.{version:03d}"
+
+
+def synthetic() -> tuple[Identification, SeriesCatalog]:
+    """The vehicle (hardware variant 0 of each address) and the catalog."""
+    per_ecu = VARIANTS // ECUS + 1
+    ecus: list[EcuInfo] = []
+    units: list[UnitInfo] = []
+    targets: dict[str, list[TargetSvk]] = {OLD: [], NEW: []}
+    count = 0
+    for address in range(ECUS):
+        bus = BUSES[0] if address == GATEWAY else BUSES[address % len(BUSES)]
+        ecus.append(
+            EcuInfo(
+                address=address,
+                name=f"E{address:02X}",
+                variant=f"V{address:02X}",
+                bus=bus.name,
+                max_block_length=0xFFF if bus.kind == "can" else 0x8002,
+                erase_ms_per_kib=5.0,
+                write_kib_s=300.0,
+                boot_ms=800.0,
+                security_algorithm="hmac-sha256",
+                security_secret="00",
+                regions=tuple(
+                    RegionInfo(process_class=c, address=a, size=s) for c, a, s in REGIONS
+                ),
+            )
+        )
+        for hw in range(per_ecu):
+            if count == VARIANTS:
+                break
+            count += 1
+            hwel = _unit("HWEL", address, hw, 0x10, 0)
+            for level, version in ((OLD, 1), (NEW, 2)):
+                entries = [TargetUnit(sgbm=hwel)]
+                for i, (cls, start, size) in enumerate(REGIONS):
+                    sgbm = _unit(cls, address, hw, 0x60 + i, version)
+                    entries.append(TargetUnit(sgbm=sgbm))
+                    if level == NEW and hw == 0:
+                        length = size // 2
+                        units.append(
+                            UnitInfo(
+                                sgbm=sgbm,
+                                path=f"units/{sgbm}.bin",
+                                size=length,
+                                sha256="0" * 64,
+                                segments=(Segment(address=start, offset=0, length=length),),
+                            )
+                        )
+                entries.append(TargetUnit(sgbm=_unit("CAFD", address, hw, 0x50, version)))
+                svk = TargetSvk(variant=f"V{address:02X}", hardware=hwel, units=tuple(entries))
+                targets[level].append(svk)
+    catalog = SeriesCatalog(
+        series=SERIES,
+        ilevels=tuple(
+            ILevelRelease(ilevel=level, date="2024-03-15", targets=tuple(targets[level]))
+            for level in (OLD, NEW)
+        ),
+        ecus=tuple(ecus),
+        units=tuple(units),
+        buses=BUSES,
+    )
+    vehicle = tuple(
+        EcuState(
+            address=address,
+            state=EcuMode.APPLICATION,
+            svk=tuple(SgbmId.parse(u.sgbm) for u in targets[OLD][address * per_ecu].units),
+        )
+        for address in range(ECUS)
+    )
+    old = ILevel.parse(OLD)
+    ident = Identification(
+        vin="WBA00000000000080",
+        vo=VehicleOrder.parse("8E9C#0715*A96%LCSW&$609"),
+        ilevel=ILevelTriple(current=old, last=old, shipment=old),
+        battery_volts=13.8,
+        ecus=vehicle,
+        gateway=GATEWAY,
+    )
+    return ident, catalog
+
+
+def main() -> None:
+    """Time the plan, print the goal table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    args = parser.parse_args()
+    info = machine()
+    ident, series = synthetic()
+    times, plan = [], None
+    for _ in range(args.runs):
+        catalog = Catalog([series])
+        start = time.perf_counter()
+        plan = build_plan(ident, catalog)
+        times.append(time.perf_counter() - start)
+    assert plan is not None
+    median_ms = statistics.median(times) * 1000
+    figs: list[dict[str, Any]] = [
+        figure(f"plan {ECUS} ECUs / {VARIANTS} variants", median_ms, "ms", f"< {GOAL_MS:g}"),
+        figure("plan fastest", min(times) * 1000, "ms"),
+        figure("plan actions", len(plan.actions), "actions", digits=0),
+        figure("plan estimate", plan.estimate_s, "s"),
+        figure("plan lower bound", plan.lower_bound_s, "s"),
+    ]
+    console = Console()
+    console.print(
+        f"plan benchmark - {info['cpu']}, {info['cores']} cores, Python {info['python']}: "
+        f"{args.runs} runs, {len(plan.actions)} actions, estimate {plan.estimate_s:.1f} s "
+        f"(lower bound {plan.lower_bound_s:.1f} s)"
+    )
+    print_goals(console, info, figs, also=("plan",))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"machine": info, "figures": figs}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
