@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: all venv test lint fmt bench demo clean system-deps
+.PHONY: all venv test lint fmt bench demo faults clean system-deps
 
 all: test
 
@@ -42,12 +42,21 @@ fmt: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.transfer
 	$(BIN)/python -m bench.sim
+	$(BIN)/python -m bench.identify
+	$(BIN)/python -m bench.program
 	$(BIN)/python -m bench.pdata
+	$(BIN)/python -m bench.plan
+
+# The main job on the built-in simulated F-series car: identify, plan, program, verify.
+# Its data directory (demo P-Data, generated on first use) is kept in .ecuworks-demo.
+DEMO_HOME ?= .ecuworks-demo
 
 demo: $(STAMP)
-	@echo "make demo arrives with the main-job issue (identify -> plan -> program on the"
-	@echo "simulated vehicle). Until then, this stack is exercised by 'make test' and 'make bench'."
-	@exit 1
+	$(BIN)/python -m ecuworks --home $(DEMO_HOME) demo
+
+# The long fault suites: the tester killed at 50 random points of a programming session.
+faults: $(STAMP)
+	ECUWORKS_CRASH_POINTS=50 $(BIN)/python -m pytest -q tests/execute/test_crash.py
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:
@@ -56,4 +65,4 @@ lock:
 	  -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(DEMO_HOME)

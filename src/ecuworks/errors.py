@@ -19,6 +19,9 @@ A message a technician may read says what happened, why, and what to do.
     │   ├── RoutingActivationDenied           the DoIP entity refused the tester
     │   └── TransportNack                     the gateway refused one message (DoIP/HSFZ)
     ├── PDataMismatch                         programming data failed its signed metadata
+    ├── Refused                               a pre-check said no before the vehicle was touched
+    ├── ProgrammingFailed                     an action failed while programming (journal kept)
+    ├── JournalError                          the session journal cannot be read or written
     └── UdsError                              uds: the ECU's answer
         ├── NegativeResponse                  the ECU answered 7F <service> <nrc>
         ├── UnexpectedResponse                the ECU answered something that fits no request
@@ -33,6 +36,7 @@ __all__ = [
     "ConfigError",
     "DoipHeaderError",
     "EcuworksError",
+    "JournalError",
     "LinkClosed",
     "LinkError",
     "LinkTimeout",
@@ -40,6 +44,8 @@ __all__ = [
     "NegativeResponse",
     "PDataMismatch",
     "ParseError",
+    "ProgrammingFailed",
+    "Refused",
     "RoutingActivationDenied",
     "SecurityAlgorithmError",
     "TransportNack",
@@ -187,3 +193,42 @@ class PDataMismatch(EcuworksError):
         self.unit = unit
         self.reason: MismatchReason = reason
         self.detail = detail
+
+
+class Refused(EcuworksError):
+    """A pre-check refused the job before anything was written to the vehicle.
+
+    The CLI maps it to exit code 3. The message names what was measured, the threshold,
+    and what to do (e.g. "battery 12.20 V is below 13.00 V: connect a charger").
+
+    Attributes:
+        check: which pre-check: ``"voltage"``, ``"stale-plan"``, ``"reservation"``,
+            ``"journal"``, ``"vehicle"``.
+    """
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(message)
+        self.check = check
+
+
+class ProgrammingFailed(EcuworksError):
+    """An action failed for good while programming; the journal keeps where it stopped.
+
+    The CLI maps it to exit code 4 and points at ``ecuworks resume``.
+
+    Attributes:
+        ecu: the ECU's diagnostic address, or None for a vehicle-wide step.
+        action: the journal key of the failed action or step.
+    """
+
+    def __init__(self, message: str, *, ecu: int | None = None, action: str = "") -> None:
+        super().__init__(message)
+        self.ecu = ecu
+        self.action = action
+
+
+class JournalError(EcuworksError):
+    """The session journal (SQLite) cannot be opened, read or written.
+
+    Nothing is sent to a vehicle without a working journal.
+    """

@@ -16,8 +16,11 @@ import typer
 
 from ecuworks import __version__
 from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, fail
+from ecuworks.cli.demo import demo_command
 from ecuworks.cli.identify import identify_command
 from ecuworks.cli.pdata import pdata_app
+from ecuworks.cli.plan import plan_command
+from ecuworks.cli.program import apply_command, program_command, resume_command
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.transport import discovery
 from ecuworks.transport.url import open_link
@@ -31,6 +34,11 @@ app = typer.Typer(
 )
 app.add_typer(pdata_app, name="pdata")
 app.command(name="identify")(identify_command)
+app.command(name="plan")(plan_command)
+app.command(name="apply")(apply_command)
+app.command(name="program")(program_command)
+app.command(name="resume")(resume_command)
+app.command(name="demo")(demo_command)
 
 
 def _version(value: bool) -> None:

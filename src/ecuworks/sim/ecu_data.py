@@ -3,17 +3,21 @@
 Which DIDs an ECU has:
 
 * every ECU, also in its bootloader: F190 VIN, F101 SVK, F186 active session, 2502
-  programming counter and 2503 its maximum (2 bytes each, big-endian);
+  programming counter and 2503 its maximum (2 bytes each, big-endian); the central
+  gateway's F1A2 battery voltage too;
 * in the application only: its coding DIDs and individual data DIDs (from its profile),
   and on the central gateway F1A0 the I-level triple (42 bytes,
   :class:`~ecuworks.wire.ilevel.ILevelTriple`), F1A1 the vehicle order (ASCII,
-  :class:`~ecuworks.wire.vo.VehicleOrder`) and F1A2 the battery voltage in mV (2 bytes).
+  :class:`~ecuworks.wire.vo.VehicleOrder`); 37FE the CAFDs the ECU is coded with (SVK
+  encoding) on every ECU that has coding.
 
 Writes (0x2E): coding DIDs in the coding session (0x41) only; individual data in the
 extended (0x03) or coding session; the gateway's F1A0 and F1A1 in a non-default session
-with a security level unlocked. A record must keep its DID's length; F1A0 and F1A1 must
-decode. A DID that cannot be written in the active session is NRC 0x31 requestOutOfRange
-(ISO 14229-1 WriteDataByIdentifier: a DID not supported in the active session).
+with a security level unlocked; 37FE in the coding session, which puts the CAFDs into the
+SVK (coding is what installs a CAFD: it is never flashed). A record must keep its DID's
+length; F1A0 and F1A1 must decode. A DID that cannot be written in the active session is
+NRC 0x31 requestOutOfRange (ISO 14229-1 WriteDataByIdentifier: a DID not supported in the
+active session).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ecuworks.errors import ParseError
 from ecuworks.sim.ecu_base import Refusal
 from ecuworks.sim.state import EcuState, VehicleState
 from ecuworks.wire.ilevel import ILevel, ILevelTriple
-from ecuworks.wire.sgbm import encode_svk
+from ecuworks.wire.sgbm import ProcessClass, SgbmId, encode_svk, parse_svk
 from ecuworks.wire.uds import Did, Nrc, Session
 from ecuworks.wire.vo import VehicleOrder
 
@@ -62,14 +66,19 @@ def _read_one(ecu: EcuState, vehicle: VehicleState, did: int) -> bytes | None:
         Did.PROGRAMMING_COUNTER: lambda: _u16(ecu.programming_counter),
         Did.PROGRAMMING_COUNTER_MAX: lambda: _u16(ecu.programming_counter_max),
     }
+    if ecu.address == vehicle.gateway_address:
+        # The gateway measures its supply in the bootloader too: a tester recovering it
+        # still needs the voltage to decide whether flashing is safe.
+        readers[Did.BATTERY_MV] = lambda: _u16(round(vehicle.battery.supply_volts * 1000))
     if ecu.mode == "application":
         if ecu.address == vehicle.gateway_address:
             readers[Did.ILEVEL] = lambda: _ilevel_record(vehicle)
             readers[Did.VEHICLE_ORDER] = lambda: VehicleOrder.parse(vehicle.vo).encode()
-            readers[Did.BATTERY_MV] = lambda: _u16(round(vehicle.battery.supply_volts * 1000))
         for store in (ecu.coding, ecu.individual_data):
             if did in store:
                 return store[did]
+        if ecu.coding:
+            readers[Did.CODING_CAFD] = lambda: encode_svk(SgbmId.parse(c) for c in ecu.cafd)
     reader = readers.get(did)
     return None if reader is None else reader()
 
@@ -130,6 +139,16 @@ def write_data(ecu: EcuState, vehicle: VehicleState, request: bytes, *, unlocked
         if not unlocked:
             raise Refusal(Nrc.SECURITY_ACCESS_DENIED)
         _write_gateway(vehicle, did, record)
+    elif did == Did.CODING_CAFD and ecu.coding:
+        if ecu.session not in _CODING_SESSIONS:
+            raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "not writable in this session")
+        try:
+            units = parse_svk(record)
+        except ParseError as exc:
+            raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, str(exc)) from exc
+        if not units or any(u.process_class != ProcessClass.CAFD for u in units):
+            raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "37FE takes CAFD SGBM-IDs only")
+        ecu.cafd = [str(u) for u in units]
     elif did in ecu.coding or did in ecu.individual_data:
         store = ecu.coding if did in ecu.coding else ecu.individual_data
         sessions = _CODING_SESSIONS if store is ecu.coding else _INDIVIDUAL_SESSIONS

@@ -20,9 +20,12 @@ What the gateway sends back for each diagnostic frame, and what the link makes o
   frame belongs to the oldest un-acknowledged request. That exchange fails with a
   :class:`TransportNack` whose ``code`` is the error word.
 - then, from the ECU, diagnostic frames to the tester: delivered by source address. Such
-  a frame also retires its ECU's un-acknowledged request, if any: the gateway evidently
-  passed the request on, so no acknowledge is coming (gateways that never acknowledge keep
-  working; the FIFO cannot grow without bound).
+  a frame also retires its ECU's un-acknowledged request, if any, as long as the gateway
+  has not acknowledged anything on this connection: it evidently passed the request on, so
+  no acknowledge is coming (gateways that never acknowledge keep working; the FIFO cannot
+  grow without bound). Once a gateway acknowledges, its acknowledges alone retire requests:
+  a late answer from an ECU whose client gave up waiting must not retire that ECU's next
+  request, whose acknowledge is still on its way.
 
 A refused or wrongly acknowledged functional request (0xDF) fails no single exchange: the
 collection just ends with fewer answers, as with DoIP.
@@ -112,6 +115,7 @@ class _Connection(StreamConnection):
         self.link = link
         self.decoder = HsfzDecoder()
         self.unacked: collections.deque[_Sent] = collections.deque(maxlen=_MAX_UNACKED)
+        self.acknowledges = False  # has the gateway acknowledged anything yet
 
     def received(self, data: memoryview) -> None:
         try:
@@ -148,7 +152,7 @@ class _Connection(StreamConnection):
         link = self.link
         if isinstance(message, DiagnosticMessage):  # the hot path first
             if message.target == link.tester_address:
-                if self.unacked:
+                if self.unacked and not self.acknowledges:
                     self._retire(message.source)
                 link._deliver(message.source, message.payload)
         elif isinstance(message, Acknowledge):
@@ -167,6 +171,7 @@ class _Connection(StreamConnection):
                 return
 
     def _acknowledged(self, ack: Acknowledge) -> None:
+        self.acknowledges = True
         if not self.unacked:
             return  # no request awaits one: a stray acknowledge says nothing
         sent = self.unacked.popleft()

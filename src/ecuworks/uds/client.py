@@ -66,6 +66,8 @@ _T = TypeVar("_T")
 MAX_PENDING = 1000
 # Bounds the polls while waiting for an ECU to come back after a reset.
 _MAX_RESET_POLLS = 1000
+# The first reset poll waits this long for an answer; each next one twice as long, up to P2.
+_FIRST_RESET_POLL_S = 0.01
 _PENDING = Nrc.REQUEST_CORRECTLY_RECEIVED_RESPONSE_PENDING
 
 # Services with a sub-function byte, whose bit 7 is suppressPosRspMsgIndicationBit
@@ -327,16 +329,24 @@ class UdsClient:
             await self._wait_back(timeout)
 
     async def _wait_back(self, within: float) -> None:
-        """Poll with physical tester present until the ECU answers positively."""
+        """Poll with physical tester present until the ECU answers positively.
+
+        A poll sent while the ECU boots goes unanswered and costs its whole wait, so the
+        waits start short and double up to P2: the ECU is found soon after it is back
+        (a fixed P2 wait overshot a 1 s boot by up to a whole P2 at every reset).
+        """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
+        window = _FIRST_RESET_POLL_S
         for _ in range(_MAX_RESET_POLLS):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
+            wait = min(self.timing.p2, window, remaining)
+            window *= 2
             try:
                 async with asyncio.timeout(remaining):
-                    await self.request(TESTER_PRESENT, timeout=min(self.timing.p2, remaining))
+                    await self.request(TESTER_PRESENT, timeout=wait)
             except TimeoutError:  # LinkTimeout, or the overall deadline hit mid-exchange
                 continue
             except NegativeResponse:

@@ -316,6 +316,9 @@ class Did(IntEnum):
     ILEVEL = 0xF1A0
     VEHICLE_ORDER = 0xF1A1
     BATTERY_MV = 0xF1A2
+    # The CAFDs an ECU is coded with (SVK encoding, 8 bytes per SGBM-ID): written last in
+    # the coding session, it puts the new CAFD into the ECU's SVK (this project's choice).
+    CODING_CAFD = 0x37FE
 
 
 class Routine(IntEnum):

@@ -1,0 +1,231 @@
+"""``ecuworks apply FILE``, ``program`` and ``resume``: execute a measures plan.
+
+Exit codes (DESIGN.md): 0 done; 2 usage (or no terminal to confirm and no ``--yes``);
+3 refused before touching the vehicle (voltage, stale plan, P-Data, journal); 4 failed
+while programming (journal kept, ``resume`` possible); 5 vehicle not reachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from ecuworks.cli.common import (
+    EXIT_FAILED,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    console,
+    fail,
+    home,
+)
+from ecuworks.cli.pdata import load_pdata
+from ecuworks.cli.progress_view import ProgressView, render_report
+from ecuworks.errors import (
+    ConfigError,
+    JournalError,
+    LinkError,
+    ParseError,
+    PDataMismatch,
+    ProgrammingFailed,
+    Refused,
+    UdsError,
+)
+from ecuworks.execute.power import PowerPolicy
+from ecuworks.execute.report import Report
+from ecuworks.execute.runner import RunOptions
+from ecuworks.execute.session import apply_plan, make_plan, resume_session, unfinished
+from ecuworks.plan.filter import PlanFilter
+from ecuworks.plan.model import Plan
+from ecuworks.plan.render import render_plan
+
+__all__ = ["apply_command", "program_command", "resume_command", "run_guarded"]
+
+_T = TypeVar("_T")
+
+Vci = Annotated[str, typer.Option(help="doip://HOST:PORT, hsfz://HOST:PORT or can://IF/CH")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the report as JSON.")]
+Battery = Annotated[str, typer.Option(help="Battery type: lead-acid or lfp.")]
+MinVolts = Annotated[
+    float, typer.Option(help="Least battery voltage to start and to go on after a pause.")
+]
+TesterPresent = Annotated[
+    float,
+    typer.Option(
+        help="Seconds between tester presents (lower it for a simulator at a high time scale)."
+    ),
+]
+Parallel = Annotated[int, typer.Option(help="ECUs programmed at once after the gateway.")]
+
+
+def run_guarded(work: Coroutine[Any, Any, _T]) -> _T:
+    """Run ``work``, turning errors into the exit codes of DESIGN.md."""
+    try:
+        return asyncio.run(work)
+    except (Refused, PDataMismatch) as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+    except ProgrammingFailed as error:
+        raise fail(str(error), EXIT_FAILED) from error
+    except JournalError as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+    except (ConfigError, ParseError) as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    except LinkError as error:
+        raise fail(
+            f"{error}. Is the vehicle interface connected? Nothing was written.", EXIT_UNREACHABLE
+        ) from error
+    except UdsError as error:
+        raise fail(f"{error}. Nothing was written.", EXIT_REFUSED) from error
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted; the journal keeps where it stopped: run 'ecuworks resume'", EXIT_FAILED
+        ) from None
+
+
+def _options(battery: str, min_volts: float, tester_present: float, parallel: int) -> RunOptions:
+    try:
+        power = PowerPolicy(battery=battery, min_start_volts=min_volts)
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    if tester_present <= 0 or parallel < 1:
+        raise fail("--tester-present must be positive and --parallel at least 1", EXIT_USAGE)
+    return RunOptions(power=power, tester_present_s=tester_present, max_parallel=parallel)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask, unless ``--yes``; without a terminal and ``--yes``, refuse (DESIGN.md)."""
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise fail(
+            "this changes the vehicle and there is no terminal to confirm it; "
+            "pass --yes to go ahead",
+            EXIT_USAGE,
+        )
+    if not typer.confirm(question, default=False):
+        raise typer.Exit(1)
+
+
+def finish(report: Report, plan: Plan, as_json: bool, *, time_scale: float = 1.0) -> None:
+    """Print the report; exit 4 unless the vehicle is at its target."""
+    if as_json:
+        console.print_json(json.dumps(report.to_json()))
+    else:
+        render_report(report, plan, time_scale=time_scale)
+    if report.outcome != "done":
+        raise fail(
+            "the final check found the vehicle not at its target (see above); "
+            "run 'ecuworks resume' or 'ecuworks program' again",
+            EXIT_FAILED,
+        )
+
+
+def apply_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A plan written by 'ecuworks plan -o FILE'.")],
+    vci: Vci,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    battery: Battery = "lead-acid",
+    min_volts: MinVolts = 13.0,
+    tester_present: TesterPresent = 1.5,
+    parallel: Parallel = 16,
+) -> None:
+    """Execute a saved plan on the vehicle it was made for."""
+    options = _options(battery, min_volts, tester_present, parallel)
+    try:
+        plan = Plan.from_bytes(file.read_bytes(), str(file))
+    except OSError as error:
+        raise fail(f"cannot read the plan {file}: {error.strerror}", EXIT_USAGE) from error
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    pdata = load_pdata(ctx)
+    if not as_json:
+        render_plan(plan)
+    confirm(f"Program {len(plan.ecus)} ECU(s) of {plan.vin} to {plan.target_ilevel}?", yes)
+    with ProgressView(plan, quiet=as_json) as view:
+        report = run_guarded(
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        )
+    finish(report, plan, as_json)
+
+
+def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    vci: Vci,
+    target: Annotated[str, typer.Option(help="Target I-level, or 'latest'.")] = "latest",
+    plan_filter: Annotated[
+        list[str] | None,
+        typer.Option("--filter", help="must|must-not|allowed:CATEGORY[@ECU], repeatable."),
+    ] = None,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    battery: Battery = "lead-acid",
+    min_volts: MinVolts = 13.0,
+    tester_present: TesterPresent = 1.5,
+    parallel: Parallel = 16,
+) -> None:
+    """Identify, plan to the target I-level, confirm and program the vehicle."""
+    options = _options(battery, min_volts, tester_present, parallel)
+    try:
+        rules = PlanFilter.parse(plan_filter or [])
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    pdata = load_pdata(ctx)
+    planned = run_guarded(make_plan(vci, pdata, target=target, plan_filter=rules))
+    plan = planned.plan
+    if not as_json:
+        render_plan(plan)
+    if not plan.actions and plan.target_ilevel == plan.actual_ilevel:
+        console.print(f"{plan.vin} is at {plan.target_ilevel} already: nothing to program.")
+        return
+    # The battery is refused here already, so a technician is not asked in vain.
+    try:
+        options.power.check_start(planned.ident.battery_volts)
+    except Refused as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+    confirm(f"Program {len(plan.ecus)} ECU(s) of {plan.vin} to {plan.target_ilevel}?", yes)
+    with ProgressView(plan, quiet=as_json) as view:
+        report = run_guarded(
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        )
+    finish(report, plan, as_json)
+
+
+def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    vci: Vci,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    battery: Battery = "lead-acid",
+    min_volts: MinVolts = 13.0,
+    tester_present: TesterPresent = 1.5,
+    parallel: Parallel = 16,
+) -> None:
+    """Continue the interrupted programming session of the connected vehicle."""
+    options = _options(battery, min_volts, tester_present, parallel)
+    pdata = load_pdata(ctx)
+    try:
+        session = unfinished(home(ctx))
+    except JournalError as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+    if session is None:
+        raise fail("the journal has no unfinished session: nothing to resume", EXIT_REFUSED)
+    plan = Plan.from_bytes(session.plan_json.encode(), "journal plan")
+    if not as_json:
+        console.print(
+            f"Session {session.id} for {session.vin} to {session.target_ilevel} "
+            f"({session.state}{': ' + session.note if session.note else ''})",
+            highlight=False,
+        )
+    confirm(f"Resume programming {session.vin}?", yes)
+    with ProgressView(plan, quiet=as_json) as view:
+        report = run_guarded(resume_session(vci, pdata, home(ctx), options=options, progress=view))
+    finish(report, plan, as_json)

@@ -1,0 +1,1 @@
+"""Runs a measures plan: journal, safety guards, parallel lanes, retries, resume."""

@@ -1,0 +1,117 @@
+"""The power gate: watches the battery while programming and holds new units back.
+
+The policy (thresholds, hysteresis) is :class:`~ecuworks.execute.power.PowerPolicy`; this
+is its I/O: the gateway's DID F1A2 read every ``poll_s`` seconds, and an event every ECU job
+awaits before it starts a unit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ecuworks.errors import LinkError, ProgrammingFailed, UdsError
+from ecuworks.execute.power import PowerPolicy
+from ecuworks.execute.progress import Kind, Progress, ProgressCallback
+from ecuworks.transport.base import Link
+from ecuworks.uds.client import Timing, UdsClient
+from ecuworks.wire.uds import Did
+
+__all__ = ["PowerGate"]
+
+
+class PowerGate:
+    """Watches the battery through the gateway and holds new units back while it is low."""
+
+    def __init__(
+        self,
+        link: Link,
+        gateway: int,
+        policy: PowerPolicy,
+        progress: ProgressCallback,
+        *,
+        poll_s: float,
+        pause_limit_s: float,
+    ) -> None:
+        self.client = UdsClient(link, gateway, timing=Timing(p2=0.5))
+        self.policy = policy
+        self.progress = progress
+        self.poll_s = poll_s
+        self.pause_limit_s = pause_limit_s
+        self.open = asyncio.Event()
+        self.open.set()
+        self.gateway_busy = False
+        self.min_volts: float | None = None
+        self.pauses = 0
+        self.last: float | None = None
+
+    async def read(self) -> float | None:
+        """One reading of DID F1A2, or None when the gateway cannot answer now."""
+        try:
+            record = await self.client.read_did(Did.BATTERY_MV)
+        except (UdsError, LinkError):
+            return None
+        return int.from_bytes(record[:2], "big") / 1000 if len(record) >= 2 else None
+
+    def judge(self, volts: float | None) -> None:
+        """Open or close the gate on one reading."""
+        if volts is None:
+            return
+        self.last = volts
+        self.min_volts = volts if self.min_volts is None else min(self.min_volts, volts)
+        verdict = self.policy.verdict(volts, paused=not self.open.is_set())
+        if verdict == "ok" and not self.open.is_set():
+            self.open.set()
+            self.progress(
+                Progress(
+                    kind=Kind.POWER,
+                    status="resumed",
+                    volts=volts,
+                    message=f"battery {volts:.2f} V: programming goes on",
+                )
+            )
+        elif verdict in ("low", "high") and self.open.is_set():
+            self.open.clear()
+            self.pauses += 1
+            limit = (
+                f"below {self.policy.pause_below:.2f} V"
+                if verdict == "low"
+                else f"above {self.policy.limits.warn_high:.2f} V"
+            )
+            self.progress(
+                Progress(
+                    kind=Kind.POWER,
+                    status="paused",
+                    volts=volts,
+                    message=f"battery {volts:.2f} V is {limit}: paused at the next safe "
+                    f"point until it is back at {self.policy.min_start_volts:.2f} V "
+                    "(check the charger; Ctrl-C aborts, 'ecuworks resume' continues)",
+                )
+            )
+        else:
+            self.progress(Progress(kind=Kind.POWER, volts=volts))
+
+    async def watch(self) -> None:
+        """Read the battery every ``voltage_poll_s`` until cancelled."""
+        while True:
+            if not self.gateway_busy:
+                self.judge(await self.read())
+            await asyncio.sleep(self.poll_s)
+
+    async def wait_open(self) -> None:
+        """Return when a new unit may start.
+
+        Raises:
+            ProgrammingFailed: the voltage stayed low for ``pause_limit_s``.
+        """
+        if self.open.is_set():
+            return
+        try:
+            async with asyncio.timeout(self.pause_limit_s):
+                await self.open.wait()
+        except TimeoutError:
+            raise ProgrammingFailed(
+                f"the battery stayed at {self.last or 0:.2f} V for "
+                f"{self.pause_limit_s:g} s; programming stopped at a safe point. "
+                "Connect a charger, then run 'ecuworks resume'",
+                action="power",
+            ) from None
