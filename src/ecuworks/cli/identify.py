@@ -19,7 +19,8 @@ from rich.table import Table
 
 from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, errors, fail
 from ecuworks.cli.pdata import load_pdata
-from ecuworks.errors import ConfigError, LinkError, ParseError, PDataMismatch, UdsError
+from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
+from ecuworks.execute.session import expected_ecus
 from ecuworks.pdata.source import PData
 from ecuworks.transport.url import open_link
 from ecuworks.vehicle import GATEWAY_CANDIDATES, Identification, identify
@@ -39,22 +40,10 @@ def _address(text: str) -> int:
 
 
 def _catalog(pdata: PData, series: str) -> tuple[dict[int, str], set[int], list[str]]:
-    """Names of the series' ECUs by address, the expected ones, and notes.
-
-    ECUs that only a retrofit installs are named but not expected.
-    """
-    try:
-        catalog = pdata.catalog.catalog(series)
-    except PDataMismatch:
+    """Names of the series' ECUs by address, the expected ones, and notes."""
+    if series not in pdata.catalog.series:
         return {}, set(), [f"no P-Data for series {series}: no ECU is expected, none named"]
-    names = {ecu.address: ecu.name for ecu in catalog.ecus}
-    retrofit_only: set[int] = set()
-    for retrofit in catalog.retrofits:
-        for table in retrofit.install:
-            if "address" in table:
-                retrofit_only.add(int(table["address"]))
-                names.setdefault(int(table["address"]), str(table.get("name", "")))
-    expected = {ecu.address for ecu in catalog.ecus} - retrofit_only
+    names, expected = expected_ecus(pdata, series)
     return names, expected, []
 
 
