@@ -60,10 +60,10 @@ class Steps:
         self.final: Identification | None = None
         self._actions: dict[str, Callable[[], Awaitable[None]]] = {
             "energy-mode-flash": lambda: self._energy(ENERGY_FLASH),
-            "dtc-setting-off": lambda: self._functional(b"\x85\x82"),
-            "communication-off": lambda: self._functional(b"\x28\x81\x01"),
-            "communication-on": lambda: self._functional(b"\x28\x80\x01"),
-            "dtc-setting-on": lambda: self._functional(b"\x85\x81"),
+            "dtc-setting-off": lambda: self._functional(b"\x85\x02"),
+            "communication-off": lambda: self._functional(b"\x28\x01\x01"),
+            "communication-on": lambda: self._functional(b"\x28\x00\x01"),
+            "dtc-setting-on": lambda: self._functional(b"\x85\x01"),
             "energy-mode-normal": lambda: self._energy(ENERGY_NORMAL),
             "write-ilevel": self._write_ilevel,
             "write-vo": self._write_vo,
@@ -88,13 +88,18 @@ class Steps:
         self.journal.record(self.session_id, key, Status.SUCCESS)
         self.progress(Progress(kind=Kind.STEP, key=key, status="Success"))
 
-    async def _extended_all(self) -> None:
-        """Functional ``10 83``: every ECU in the extended session, no answers."""
-        await self.link.send_functional(bytes((0x10, 0x80 | Session.EXTENDED)))
-
     async def _functional(self, payload: bytes) -> None:
-        await self._extended_all()
-        await self.link.send_functional(payload)
+        """Extended session, then ``payload``, to every ECU, waiting for their answers.
+
+        Answers are asked for (no suppress bit) so that each ECU has acted on the request
+        before the next step: a late functional ``10 03`` would otherwise switch an ECU
+        that has just entered its programming session back out of it.
+        """
+        expected = self._answering()
+        await functional_request(
+            self.link, bytes((0x10, Session.EXTENDED)), timeout=_FUNCTIONAL_S, expected=expected
+        )
+        await functional_request(self.link, payload, timeout=_FUNCTIONAL_S, expected=expected)
 
     async def _energy(self, mode: bytes) -> None:
         await self.gateway.change_session(Session.EXTENDED)
