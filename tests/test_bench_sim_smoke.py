@@ -5,26 +5,13 @@ Speed is never asserted here; the benchmark itself prints its figures against th
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.test_bench_smoke import figures_of, run_quick
 
 
 def test_quick_sim_bench_reports_both_figures(tmp_path: Path) -> None:
-    out = tmp_path / "sim.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.sim", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    document = json.loads(out.read_text())
+    document = run_quick("bench.sim", tmp_path, timeout=180)
 
     # Every download arrived whole (routine 0202 confirmed the CRC-32) in the granted blocks.
     rows = [*document["can"], document["ethernet"]]
@@ -39,9 +26,7 @@ def test_quick_sim_bench_reports_both_figures(tmp_path: Path) -> None:
     assert {r["bus_kind"] for r in document["can"]} == {"can"}
     assert document["ethernet"]["bus_kind"] == "ethernet"
 
-    figures = document["figures"]
-    for figure in figures:
-        assert set(figure) == {"name", "value", "unit", "goal", "met"}
+    figures = list(figures_of(document).values())
     goals = [f for f in figures if f["goal"] is not None]
     can = [f for f in goals if f["name"].endswith("measured / ISO-TP arithmetic")]
     eth = [f for f in goals if f["name"].endswith("simulator serves")]

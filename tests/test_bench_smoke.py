@@ -10,6 +10,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIENTS = {"raw", "doipclient", "ecuworks"}
@@ -21,18 +22,32 @@ GOALS = {
 }
 
 
-def test_quick_bench_reports_every_client(tmp_path: Path) -> None:
-    out = tmp_path / "transfer.json"
+def run_quick(module: str, tmp_path: Path, timeout: float = 120) -> dict[str, Any]:
+    """Run ``python -m <module> --quick --json FILE``; it must exit 0. Its JSON document."""
+    out = tmp_path / f"{module}.json"
     done = subprocess.run(
-        [sys.executable, "-m", "bench.transfer", "--quick", "--json", str(out)],
+        [sys.executable, "-m", module, "--quick", "--json", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    document = json.loads(out.read_text())
+    document: dict[str, Any] = json.loads(out.read_text())
+    return document
+
+
+def figures_of(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The document's figures by name, each of the shape every bench prints."""
+    figures = {f["name"]: f for f in document["figures"]}
+    for figure in figures.values():
+        assert set(figure) == {"name", "value", "unit", "goal", "met"}
+    return figures
+
+
+def test_quick_bench_reports_every_client(tmp_path: Path) -> None:
+    document = run_quick("bench.transfer", tmp_path)
 
     runs = document["runs"]
     assert {(r["client"], r["block_size"]) for r in runs} >= {
@@ -47,27 +62,15 @@ def test_quick_bench_reports_every_client(tmp_path: Path) -> None:
         assert run["mib_s"] > 0
         assert 0 < run["rss_mb"] < 10_000
 
-    figures = {f["name"]: f for f in document["figures"]}
+    figures = figures_of(document)
     assert figures.keys() >= GOALS
     for name in GOALS:
         assert isinstance(figures[name]["met"], bool)
         assert figures[name]["value"] is not None
-    for figure in figures.values():
-        assert set(figure) == {"name", "value", "unit", "goal", "met"}
 
 
 def test_quick_identify_bench_identifies_every_ecu(tmp_path: Path) -> None:
-    out = tmp_path / "identify.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.identify", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    document = json.loads(out.read_text())
+    document = run_quick("bench.identify", tmp_path)
 
     assert document["ecus"] >= 40
     for rows in document["scenarios"].values():
@@ -77,26 +80,14 @@ def test_quick_identify_bench_identifies_every_ecu(tmp_path: Path) -> None:
             assert "error" not in row, row
             assert row["ecus"] == document["ecus"]
             assert row["identify_s"] > 0
-    figures = {f["name"]: f for f in document["figures"]}
+    figures = figures_of(document)
     goal = figures["identify 40 ECUs over DoIP at time scale 1"]
     assert (goal["goal"], goal["unit"], isinstance(goal["met"], bool)) == ("< 1", "s", True)
     assert goal["value"] is not None
-    for figure in figures.values():
-        assert set(figure) == {"name", "value", "unit", "goal", "met"}
 
 
 def test_quick_program_bench_programs_the_whole_vehicle(tmp_path: Path) -> None:
-    out = tmp_path / "program.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.program", "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    document = json.loads(out.read_text())
+    document = run_quick("bench.program", tmp_path)
 
     runs = document["runs"]
     assert {r["kind"] for r in runs} == {"parallel", "serial"}
@@ -105,9 +96,7 @@ def test_quick_program_bench_programs_the_whole_vehicle(tmp_path: Path) -> None:
         assert "error" not in run, run
         assert run["wall_s"] > 0
         assert run["lower_bound_s"] > 0
-    figures = {f["name"]: f for f in document["figures"]}
+    figures = figures_of(document)
     for name in ("whole vehicle / lower bound at scale 20", "serial / parallel at scale 20"):
         assert figures[name]["value"] is not None
         assert isinstance(figures[name]["met"], bool)
-    for figure in figures.values():
-        assert set(figure) == {"name", "value", "unit", "goal", "met"}

@@ -140,35 +140,36 @@ class EcuJob:
     # -- flashing ------------------------------------------------------------------
 
     async def _program(self, pending: list[Action], flashes: list[Action]) -> None:
+        """Flash what is pending, then FF01 and reset; once more in full if FF01 says no."""
         activate = activation_key(self.ecu.address)
-        for action in pending:
-            await self.ctx.wait_power()
-            await self._attempts([action], functools.partial(self._flash, action))
-        for round_ in range(2):
-            outcome = await self._attempts_activation(activate)
-            if outcome:
-                return
-            if round_:
-                break
-            # FF01 says a region is incomplete: the journal was wrong about a unit (the
-            # ECU lost it). Flash every unit of this ECU again, once.
-            self.ctx.progress(
-                Progress(
-                    kind=Kind.NOTE,
-                    ecu=self.ecu.address,
-                    message=f"{self.label}: dependency check failed, flashing all units again",
-                )
+        await self._flash_each(pending)
+        if await self._attempts_activation(activate):
+            return
+        # FF01 says a region is incomplete: the journal was wrong about a unit (the ECU
+        # lost it). Flash every unit of this ECU again, once.
+        self.ctx.progress(
+            Progress(
+                kind=Kind.NOTE,
+                ecu=self.ecu.address,
+                message=f"{self.label}: dependency check failed, flashing all units again",
             )
-            for action in flashes:
-                self.ctx.done.discard(action.key)
-                await self.ctx.wait_power()
-                await self._attempts([action], functools.partial(self._flash, action))
+        )
+        self.ctx.done.difference_update(a.key for a in flashes)
+        await self._flash_each(flashes)
+        if await self._attempts_activation(activate):
+            return
         raise ProgrammingFailed(
             f"{self.label}: the ECU still reports incomplete software after every unit was "
             "flashed again; leave the vehicle on the charger and run 'ecuworks resume'",
             ecu=self.ecu.address,
             action=activate,
         )
+
+    async def _flash_each(self, actions: list[Action]) -> None:
+        """Each unit in turn, once the power gate lets it start."""
+        for action in actions:
+            await self.ctx.wait_power()
+            await self._attempts([action], functools.partial(self._flash, action))
 
     async def _enter_programming(self) -> None:
         client = self.client
@@ -178,14 +179,14 @@ class EcuJob:
             PROGRAMMING_LEVEL, self.ecu.security_algorithm, self.ecu.secret
         )
 
-    def _region(self, action: Action) -> tuple[RegionInfo, int, int]:
-        """The region, download address and size of a unit."""
+    def _region(self, action: Action) -> tuple[RegionInfo, int]:
+        """The region a unit is downloaded to (at its start), and the image's size."""
         assert action.unit is not None
         unit = self.ctx.pdata.unit(action.unit)
         address = unit.segments[0].address
         for region in self.ecu.regions:
             if region.address == address:
-                return region, address, unit.size
+                return region, unit.size
         raise ConfigError(
             f"{self.label}: P-Data has no region at 0x{address:X} for {action.unit}; "
             "the P-Data and the ECU's metadata disagree, sync the P-Data again"
@@ -193,7 +194,7 @@ class EcuJob:
 
     async def _flash(self, action: Action) -> None:
         """One unit, from its erase: the caller retries."""
-        region, address, size = self._region(action)
+        region, size = self._region(action)
         assert action.unit is not None
         # The image is verified before its first chunk: take that chunk before the erase,
         # so that data failing verification never leaves an erased ECU behind.
@@ -213,7 +214,11 @@ class EcuJob:
             self.ctx.progress(Progress(kind=Kind.BYTES, key=key, ecu=ecu, done=done, total=total))
 
         result = await self.client.download(
-            address, size, itertools.chain((first,), stream), memory_format=(4, 4), progress=moved
+            region.address,
+            size,
+            itertools.chain((first,), stream),
+            memory_format=(4, 4),
+            progress=moved,
         )
         self.ctx.bytes_sent += result.bytes_sent
         crc = result.crc32.to_bytes(4, "big")

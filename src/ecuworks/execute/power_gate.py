@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import asyncio
 
-from ecuworks.errors import LinkError, ProgrammingFailed, UdsError
+from ecuworks.errors import LinkError, ParseError, ProgrammingFailed, UdsError
 from ecuworks.execute.power import PowerPolicy
 from ecuworks.execute.progress import Kind, Progress, ProgressCallback
 from ecuworks.transport.base import Link
 from ecuworks.uds.client import Timing, UdsClient
-from ecuworks.wire.uds import Did
+from ecuworks.wire.uds import Did, decode_battery_volts
 
 __all__ = ["PowerGate"]
 
@@ -47,10 +47,9 @@ class PowerGate:
     async def read(self) -> float | None:
         """One reading of DID F1A2, or None when the gateway cannot answer now."""
         try:
-            record = await self.client.read_did(Did.BATTERY_MV)
-        except (UdsError, LinkError):
+            return decode_battery_volts(await self.client.read_did(Did.BATTERY_MV))
+        except (UdsError, LinkError, ParseError):
             return None
-        return int.from_bytes(record[:2], "big") / 1000 if len(record) >= 2 else None
 
     def judge(self, volts: float | None) -> None:
         """Open or close the gate on one reading."""

@@ -103,8 +103,7 @@ def _verify_images(plan: Plan, pdata: PData) -> None:
     """
     for action in plan.actions:
         if action.flashes and action.unit is not None:
-            for _ in pdata.open_unit(action.unit):
-                pass
+            pdata.verify_unit(action.unit)
 
 
 async def run_plan(

@@ -28,7 +28,7 @@ from ecuworks.errors import ConfigError, PDataMismatch
 from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.demo import generate_demo
 from ecuworks.pdata.model import SeriesCatalog, UnitInfo
-from ecuworks.pdata.store import LocalStore, stream_verified
+from ecuworks.pdata.store import LocalStore, stream_verified, verify_file
 from ecuworks.pdata.trust import TargetInfo, TrustedRepository
 from ecuworks.pdata.verify import open_directory
 from ecuworks.wire.sgbm import SgbmId
@@ -117,6 +117,15 @@ class PData:
                 detail="the catalog and the signed metadata describe different images",
             )
         return info
+
+    def verify_unit(self, sgbm: SgbmId | str) -> None:
+        """Check a unit's image on disk against the signed metadata (one read of it).
+
+        Raises:
+            PDataMismatch: unknown unit, or an image missing or not matching.
+        """
+        info = self.unit_target(sgbm)
+        verify_file(info, self._locate(info))
 
     def open_unit(self, sgbm: SgbmId | str) -> Iterator[bytes]:
         """Stream a unit's image (header included), verified before its first chunk.

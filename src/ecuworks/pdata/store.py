@@ -375,7 +375,7 @@ class _Sync:
         cached = store.cached_path(info)
         if cached.is_file():
             try:
-                _verify_file(info, cached)
+                verify_file(info, cached)
             except PDataMismatch:
                 cached.unlink(missing_ok=True)
             else:
@@ -503,8 +503,19 @@ def stream_verified(info: TargetInfo, path: Path) -> Iterator[bytes]:
             )
 
 
-def _verify_file(info: TargetInfo, path: Path) -> None:
-    with path.open("rb") as f:
+def verify_file(info: TargetInfo, path: Path) -> None:
+    """Check the file at ``path`` against the signed length and SHA-256, in one pass.
+
+    Raises:
+        PDataMismatch: missing, or its bytes do not match.
+    """
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        raise PDataMismatch(
+            unit=info.path, reason="length", detail=f"not found at {path}"
+        ) from None
+    with f:
         verify_target(info, _read_chunks(f))
 
 

@@ -42,7 +42,7 @@ from ecuworks.uds.client import Timing, UdsClient
 from ecuworks.uds.functional import functional_request
 from ecuworks.wire.ilevel import ILevelTriple
 from ecuworks.wire.sgbm import SgbmId, parse_svk
-from ecuworks.wire.uds import Did, Nrc, Session
+from ecuworks.wire.uds import Did, Nrc, Session, decode_battery_volts
 from ecuworks.wire.vo import VehicleOrder
 
 __all__ = [
@@ -412,10 +412,10 @@ async def _read_gateway(
     except ParseError as error:
         notes.append(f"the gateway's vehicle order does not decode: {error}")
     if battery_record is not None:
-        if len(battery_record) == 2:
-            volts = int.from_bytes(battery_record, "big") / 1000
-        else:
-            notes.append(f"battery voltage record is not 2 bytes: {battery_record.hex(' ')}")
+        try:
+            volts = decode_battery_volts(battery_record)
+        except ParseError as error:
+            notes.append(str(error))
     return vin, vo, ilevel, volts, notes
 
 

@@ -38,6 +38,7 @@ __all__ = [
     "Routine",
     "ServiceId",
     "Session",
+    "decode_battery_volts",
     "decode_max_block_length",
     "decode_memory_location",
     "encode_memory_location",
@@ -458,3 +459,14 @@ def decode_max_block_length(response: bytes) -> int:
             "after service id and block counter"
         )
     return length
+
+
+def decode_battery_volts(record: bytes) -> float:
+    """Decode the gateway's battery record (DID F1A2): millivolts, 2 bytes big-endian.
+
+    Raises:
+        ParseError: the record is not 2 bytes.
+    """
+    if len(record) != 2:
+        raise ParseError(f"battery voltage record is not 2 bytes: {record.hex(' ')}")
+    return int.from_bytes(record, "big") / 1000
