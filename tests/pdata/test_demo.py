@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from ecuworks.pdata.catalog import Catalog
-from ecuworks.pdata.demo import DemoResult, generate_demo
+from ecuworks.pdata.demo import (
+    DEMO_FORMAT,
+    DEMO_FORMAT_FILE,
+    DemoResult,
+    demo_format,
+    generate_demo,
+)
 from ecuworks.pdata.model import CodingLayout
 from ecuworks.pdata.trust import TrustedRepository
 from ecuworks.pdata.verify import verify_directory
@@ -162,7 +168,15 @@ def test_ecu_metadata_matches_the_car(catalog: Catalog, vehicle: str) -> None:
         assert [(r.process_class, r.address, r.size) for r in info.regions] == [
             (r.process_class, r.address, r.size) for r in ecu.regions
         ]
+        assert info.individual_data == tuple(sorted(ecu.individual_data))
         assert catalog.ecu(profile.series, ecu.name) == info
+
+
+def test_head_unit_lists_its_individual_data_for_a_replacement(catalog: Catalog) -> None:
+    hu = catalog.ecu("F030", 0x63)
+    assert hu.name == "HU"
+    assert hu.individual_data == (0x4004,)  # driver profiles
+    assert 0x4004 not in {r.did for r in hu.coding.records}
 
 
 def _code(
@@ -216,3 +230,15 @@ def test_dtc_descriptions_cover_the_cars(catalog: Catalog) -> None:
         for ecu in profile.ecus:
             for dtc in ecu.dtcs:
                 assert catalog.dtc_text(profile.series, dtc)
+
+
+def test_the_format_marker_tells_a_current_demo_from_an_older_one(
+    demo: DemoResult, tmp_path: Path
+) -> None:
+    assert demo_format(demo.repo_dir.parent) == DEMO_FORMAT
+    assert demo_format(tmp_path) is None  # no demo written here
+    (tmp_path / "repository").mkdir()
+    (tmp_path / "repository" / "timestamp.json").write_text("{}")
+    assert demo_format(tmp_path) == 1  # from before the marker
+    (tmp_path / DEMO_FORMAT_FILE).write_text("garbage")
+    assert demo_format(tmp_path) == 0  # unreadable: never taken for the current one

@@ -10,9 +10,12 @@ from hypothesis import strategies as st
 
 from ecuworks.errors import ConfigError
 from ecuworks.pdata.model import (
+    CodingLayout,
     CodingRecord,
     Condition,
+    EcuInfo,
     ILevelRelease,
+    RegionInfo,
     SeriesCatalog,
     TargetSvk,
     TargetUnit,
@@ -109,3 +112,72 @@ def test_ilevels_must_be_ordered() -> None:
     data["ilevels"].insert(0, {**data["ilevels"][0], "ilevel": "F030-25-01-600"})
     with pytest.raises(ConfigError, match="not newer"):
         SeriesCatalog.from_json(data)
+
+
+def _hu(**changes: object) -> EcuInfo:
+    fields: dict[str, object] = {
+        "address": 0x63,
+        "name": "HU",
+        "variant": "HU_NBT",
+        "bus": "enet",
+        "max_block_length": 0xFFFF,
+        "erase_ms_per_kib": 2.0,
+        "write_kib_s": 480.0,
+        "boot_ms": 2000.0,
+        "security_algorithm": "hmac-sha256",
+        "security_secret": "e9ef8a01",
+        "regions": (RegionInfo(process_class="SWFL", address=0x10000, size=4096),),
+        "coding": CodingLayout(records=(CodingRecord(did=0x3000, length=4),)),
+    }
+    return EcuInfo(**(fields | changes))  # type: ignore[arg-type]
+
+
+def _catalog_bytes(ecu: EcuInfo) -> bytes:
+    data = _catalog()
+    data["ecus"] = [ecu.to_json()]
+    return SeriesCatalog.from_json(data).to_bytes()
+
+
+def test_individual_data_dids_round_trip() -> None:
+    hu = _hu(individual_data=(0x4004, 0x4010))
+    assert hu.to_json()["individual_data"] == [0x4004, 0x4010]
+    again = SeriesCatalog.from_bytes(_catalog_bytes(hu))
+    assert again.ecus == (hu,)
+    assert again.ecus[0].individual_data == (0x4004, 0x4010)
+
+
+def test_an_ecu_without_individual_data_keeps_its_exact_bytes() -> None:
+    hu = _hu()
+    assert "individual_data" not in hu.to_json()
+    data = _catalog_bytes(hu)
+    assert b"individual_data" not in data
+    again = SeriesCatalog.from_bytes(data)
+    assert again.ecus[0].individual_data == ()
+    assert again.to_bytes() == data
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([0x10000], r"individual_data\[0\]: DID 0x10000 must be 0-0xffff"),
+        ([-1], r"individual_data\[0\]: DID -0x1 must be 0-0xffff"),
+        ([0x4004, 0x4004], r"individual_data\[1\]: DID 0x4004 is listed twice"),
+        ([0x3000], r"individual_data\[0\]: DID 0x3000 is also a coding record"),
+        (["0x4004"], r"individual_data\[0\]: expected an integer DID, got str"),
+        ([True], r"individual_data\[0\]: expected an integer DID, got a boolean"),
+        ({"0x4004": 1}, r"individual_data: expected an array, got dict"),
+    ],
+)
+def test_invalid_individual_data_is_refused_naming_the_ecu(value: object, message: str) -> None:
+    data = _catalog()
+    ecu = _hu().to_json()
+    ecu["individual_data"] = value
+    data["ecus"] = [ecu]
+    with pytest.raises(ConfigError, match=message) as info:
+        SeriesCatalog.from_json(json.loads(json.dumps(data)))
+    assert "catalog.json.ecus[0]" in str(info.value)
+
+
+def test_individual_data_is_checked_when_built_in_code_too() -> None:
+    with pytest.raises(ConfigError, match="DID 0x4004 is listed twice"):
+        _hu(individual_data=(0x4004, 0x4004))

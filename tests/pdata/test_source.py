@@ -10,6 +10,7 @@ import pytest
 from tests.test_cli import run_cli
 
 from ecuworks.errors import ConfigError, PDataMismatch
+from ecuworks.pdata.demo import DEMO_FORMAT, DEMO_FORMAT_FILE
 from ecuworks.pdata.keys import TOP_LEVEL_ROLES, KeyRing
 from ecuworks.pdata.model import Segment, SeriesCatalog, UnitInfo
 from ecuworks.pdata.repository import RepositoryBuilder
@@ -58,6 +59,26 @@ def test_a_tampered_demo_image_yields_not_one_byte(pdata_home: Path) -> None:
     stream = pdata.open_unit(unit.sgbm)
     with pytest.raises(PDataMismatch, match=f"P-Data mismatch: G020/units/{unit.sgbm}.bin"):
         next(stream)
+
+
+@pytest.mark.parametrize("marker", [None, "1\n"])
+def test_a_demo_from_an_older_ecuworks_is_regenerated(pdata_home: Path, marker: str | None) -> None:
+    demo_dir = pdata_home / DEMO_DIR
+    # What an older ecuworks left: no marker (or an old one), and its own catalog bytes.
+    (demo_dir / DEMO_FORMAT_FILE).unlink()
+    if marker is not None:
+        (demo_dir / DEMO_FORMAT_FILE).write_text(marker)
+    (demo_dir / "repository" / "left-by-the-old-version").write_text("stale")
+    pdata = open_pdata(pdata_home)
+    assert pdata.demo
+    assert "regenerated now" in pdata.note
+    assert f"this ecuworks writes {DEMO_FORMAT}" in pdata.note
+    assert (demo_dir / DEMO_FORMAT_FILE).read_text() == f"{DEMO_FORMAT}\n"
+    assert not (demo_dir / "repository" / "left-by-the-old-version").exists()
+    assert [p.name for p in pdata_home.iterdir()] == [DEMO_DIR]  # nothing left beside it
+    assert pdata.catalog.ecu("F030", 0x63).individual_data == (0x4004,)
+    again = open_pdata(pdata_home)
+    assert "no repository configured" in again.note  # regenerated once, not on every run
 
 
 def test_half_a_demo_directory_is_refused_with_advice(tmp_path: Path) -> None:

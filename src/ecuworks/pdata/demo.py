@@ -16,6 +16,8 @@ Layout of ``out_dir``::
     repository/     the TUF repository (serve it as static files)
     root.json       its trusted root (what a workshop pins)
     keys/           the signing keys: DEMO KEYS, public knowledge, never for real data
+    demo-format     DEMO_FORMAT, so that a workstation regenerates a demo an older
+                    ecuworks wrote (:func:`demo_format`)
 """
 
 from __future__ import annotations
@@ -60,9 +62,23 @@ from ecuworks.wire.sgbm import ProcessClass, SgbmId
 from ecuworks.wire.unit_image import HEADER_SIZE, UnitHeader
 from ecuworks.wire.vo import VehicleOrder
 
-__all__ = ["DEMO_VEHICLES", "DemoResult", "demo_keys", "generate_demo"]
+__all__ = [
+    "DEMO_FORMAT",
+    "DEMO_FORMAT_FILE",
+    "DEMO_VEHICLES",
+    "DemoResult",
+    "demo_format",
+    "demo_keys",
+    "generate_demo",
+]
 
 DEMO_VEHICLES = ("e-series", "f-series", "g-series")
+DEMO_FORMAT = 2
+"""What this generator writes. Bump it whenever the demo's content changes (a new catalog
+field, other images, changed shipped profiles), so that a workstation's demo written by an
+older ecuworks is regenerated instead of silently disagreeing with the simulator.
+History: 1 (no marker file), 2 ECU metadata lists the individual data DIDs."""
+DEMO_FORMAT_FILE = "demo-format"
 # Fixed times: publishing "now" and the expiry of every role.
 _NOW = datetime(2026, 1, 1, tzinfo=UTC)
 _EXPIRES = datetime(2036, 1, 1, tzinfo=UTC)
@@ -221,6 +237,8 @@ def generate_demo(
     keys_dir = out_dir / "keys"
     keys.save(keys_dir)
     write_atomic(keys_dir / "README", _KEYS_README.encode())
+    # Last, so that a demo with this marker is a whole one.
+    write_atomic(out_dir / DEMO_FORMAT_FILE, f"{DEMO_FORMAT}\n".encode())
     files = [p for p in repo_dir.rglob("*") if p.is_file()]
     return DemoResult(
         repo_dir=repo_dir,
@@ -230,6 +248,27 @@ def generate_demo(
         files=len(files),
         total_bytes=sum(p.stat().st_size for p in files),
     )
+
+
+def demo_format(out_dir: Path) -> int | None:
+    """The format of the demo in ``out_dir``: its marker's number, 1 for a demo from
+    before the marker, None if no demo was written there.
+
+    A marker that cannot be read counts as format 0 (an unknown, older one).
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "repository" / "timestamp.json").is_file():
+        return None
+    try:
+        text = (out_dir / DEMO_FORMAT_FILE).read_text(encoding="ascii")
+    except FileNotFoundError:
+        return 1
+    except (OSError, UnicodeDecodeError):
+        return 0
+    try:
+        return int(text.strip())
+    except ValueError:
+        return 0
 
 
 # -- the catalog -------------------------------------------------------------------------
@@ -440,6 +479,7 @@ def _ecu_info(ecu: EcuProfile) -> EcuInfo:
         coding=_coding_layout(ecu),
         isotp_stmin_ms=ecu.isotp_stmin_ms,
         isotp_block_size=ecu.isotp_block_size,
+        individual_data=tuple(sorted(ecu.individual_data)),
     )
 
 

@@ -9,8 +9,9 @@ Which data it is:
 * once a repository is configured (``ecuworks pdata sync URL --root FILE``), its verified
   store under ``<home>/pdata``; the demo is never used again;
 * otherwise the demo P-Data of the simulated vehicles in ``<home>/pdata-demo``, generated
-  there on first use. It is loaded the same way as any repository, from its root through
-  every signature, so the demo path is the real path.
+  there on first use, and again when an older ecuworks wrote it (its ``demo-format`` is not
+  :data:`~ecuworks.pdata.demo.DEMO_FORMAT`). It is loaded the same way as any repository,
+  from its root through every signature, so the demo path is the real path.
 
 :attr:`PData.note` says which one, for commands to print on every run.
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from ecuworks.errors import ConfigError, PDataMismatch
 from ecuworks.pdata.catalog import Catalog
-from ecuworks.pdata.demo import generate_demo
+from ecuworks.pdata.demo import DEMO_FORMAT, demo_format, generate_demo
 from ecuworks.pdata.model import SeriesCatalog, UnitInfo
 from ecuworks.pdata.store import LocalStore, stream_verified, verify_file
 from ecuworks.pdata.trust import TargetInfo, TrustedRepository
@@ -170,7 +171,7 @@ def open_pdata(home: Path) -> PData:
             f"remove {demo_dir} and it is generated again"
         ) from exc
     repo = open_directory(repo_dir, root)
-    state = "generated now" if generated else "no repository configured"
+    state = generated or "no repository configured"
     return PData(
         repo,
         lambda info: repo_dir / "targets" / info.stored_name,
@@ -183,28 +184,50 @@ def open_pdata(home: Path) -> PData:
     )
 
 
-def _ensure_demo(demo_dir: Path) -> bool:
-    """Generate the demo into ``demo_dir`` unless it is there; True if generated now.
+def _ensure_demo(demo_dir: Path) -> str | None:
+    """Generate the demo into ``demo_dir`` unless a current one is there.
 
     It is written beside its final place and renamed into it, so a crash or a second
-    process generating at the same moment never leaves half a demo behind.
+    process generating at the same moment never leaves half a demo behind. A demo of
+    another format (an older ecuworks wrote it) is moved aside and replaced the same way.
+
+    Returns:
+        What was done, for the note ("generated now", "regenerated now ..."), or None if
+        the demo there was used as it is.
     """
-    if (demo_dir / "repository" / "timestamp.json").is_file():
-        return False
+    found = demo_format(demo_dir)
+    if found == DEMO_FORMAT:
+        return None
     demo_dir.parent.mkdir(parents=True, exist_ok=True)
-    if demo_dir.exists():
+    if found is None and demo_dir.exists():
         raise ConfigError(
             f"{demo_dir} exists but holds no demo P-Data; remove it and it is generated again"
         )
     staging = Path(tempfile.mkdtemp(prefix=".pdata-demo.", dir=demo_dir.parent))
     try:
         generate_demo(staging)
+        if found is not None and demo_format(demo_dir) == found:
+            _move_aside(demo_dir)
         try:
             os.rename(staging, demo_dir)
         except OSError:
-            if not (demo_dir / "repository" / "timestamp.json").is_file():
+            if demo_format(demo_dir) != DEMO_FORMAT:
                 raise
-            return False  # another process was quicker; use its (identical) demo
+            return None  # another process was quicker; use its (identical) demo
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return True
+    if found is None:
+        return "generated now"
+    return f"regenerated now: the one there was format {found}, this ecuworks writes {DEMO_FORMAT}"
+
+
+def _move_aside(demo_dir: Path) -> None:
+    """Move an outdated demo out of the way and delete it (a rename cannot replace a
+    directory that is not empty)."""
+    trash = Path(tempfile.mkdtemp(prefix=".pdata-demo.old.", dir=demo_dir.parent))
+    try:
+        os.rename(demo_dir, trash / DEMO_DIR)
+    except FileNotFoundError:
+        pass  # another process moved it already
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)

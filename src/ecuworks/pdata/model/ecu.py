@@ -1,4 +1,5 @@
-"""ECU metadata: addressing, timing hints, security, flash regions and coding layout.
+"""ECU metadata: addressing, timing hints, security, flash regions, coding layout and
+which DIDs hold individual data.
 
 Coding layout: a record is one coding DID of ``length`` bytes. A parameter is a bit field
 of one byte (``byte``, ``mask``); its ``values`` name the field's values, counted from the
@@ -250,6 +251,9 @@ class EcuInfo:
         isotp_stmin_ms: STmin the ECU sends in ISO-TP flow control (CAN ECUs), for
             estimates; absent in JSON when 0.
         isotp_block_size: the ISO-TP block size it sends; 0 = no limit (absent when 0).
+        individual_data: the DIDs holding the ECU's individual data (keys, mileage,
+            adaptations: DOMAIN.md), which a module replacement backs up from the old ECU
+            and restores into the new one; absent in JSON when empty.
     """
 
     address: int
@@ -266,9 +270,12 @@ class EcuInfo:
     coding: CodingLayout = field(default_factory=CodingLayout)
     isotp_stmin_ms: float = 0.0
     isotp_block_size: int = 0
+    individual_data: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         check_range(self.address, "address", 0xFF)
+        object.__setattr__(self, "individual_data", tuple(self.individual_data))
+        self._check_individual_data()
         if not 0 <= self.isotp_stmin_ms <= 127:
             raise ConfigError(f"isotp_stmin_ms {self.isotp_stmin_ms} must be 0-127")
         check_range(self.isotp_block_size, "isotp_block_size", 0xFF)
@@ -282,6 +289,26 @@ class EcuInfo:
         except ValueError:
             raise ConfigError("security_secret must be hex") from None
         object.__setattr__(self, "regions", tuple(self.regions))
+
+    def _check_individual_data(self) -> None:
+        """Each DID in range, listed once, and not also a coding record."""
+        coding = {r.did for r in self.coding.records}
+        seen: set[int] = set()
+        for i, did in enumerate(self.individual_data):
+            where = f"individual_data[{i}]"
+            if not isinstance(did, int) or isinstance(did, bool):
+                raise ConfigError(f"{where}: DID {did!r} must be an integer")
+            if not 0 <= did <= 0xFFFF:
+                raise ConfigError(f"{where}: DID {did:#x} must be 0-0xffff")
+            if did in seen:
+                raise ConfigError(f"{where}: DID 0x{did:04X} is listed twice")
+            if did in coding:
+                # A replacement would restore the old ECU's bytes over the freshly coded
+                # ones: a DID can only be one of the two.
+                raise ConfigError(
+                    f"{where}: DID 0x{did:04X} is also a coding record; it can only be one"
+                )
+            seen.add(did)
 
     @property
     def secret(self) -> bytes:
@@ -308,12 +335,21 @@ class EcuInfo:
             out["isotp_stmin_ms"] = self.isotp_stmin_ms
         if self.isotp_block_size:
             out["isotp_block_size"] = self.isotp_block_size
+        if self.individual_data:
+            out["individual_data"] = list(self.individual_data)
         return out
 
     @classmethod
     def from_json(cls, data: object, where: str) -> EcuInfo:
         """Read the JSON form."""
         obj = JsonObject(data, where)
+        individual: list[object] = obj.get("individual_data", list, [])
+        for i, did in enumerate(individual):
+            if not isinstance(did, int) or isinstance(did, bool):
+                kind = "a boolean" if isinstance(did, bool) else type(did).__name__
+                raise ConfigError(
+                    f"{obj.field('individual_data')}[{i}]: expected an integer DID, got {kind}"
+                )
         return obj.build(
             cls,
             address=obj.integer("address"),
@@ -330,4 +366,5 @@ class EcuInfo:
             coding=CodingLayout.from_json(obj.get("coding", dict), obj.field("coding")),
             isotp_stmin_ms=float(obj.get("isotp_stmin_ms", (int, float), 0.0)),
             isotp_block_size=obj.get("isotp_block_size", int, 0),
+            individual_data=tuple(individual),
         )
