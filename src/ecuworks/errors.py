@@ -20,12 +20,14 @@ A message a technician may read says what happened, why, and what to do.
     │   └── TransportNack                     the gateway refused one message (DoIP/HSFZ)
     ├── PDataMismatch                         programming data failed its signed metadata
     ├── Refused                               a pre-check said no before the vehicle was touched
+    ├── InterfaceReserved                     another workstation holds the VCI's reservation
     ├── ProgrammingFailed                     an action failed while programming (journal kept)
     ├── JournalError                          the session journal cannot be read or written
     └── UdsError                              uds: the ECU's answer
         ├── NegativeResponse                  the ECU answered 7F <service> <nrc>
         ├── UnexpectedResponse                the ECU answered something that fits no request
-        └── SecurityAlgorithmError            no key algorithm of that name, or it failed
+        ├── SecurityAlgorithmError            no key algorithm of that name, or it failed
+        └── FscRefused                        enabling: the ECU did not accept an enabling code
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ __all__ = [
     "ConfigError",
     "DoipHeaderError",
     "EcuworksError",
+    "FscRefused",
+    "InterfaceReserved",
     "JournalError",
     "LinkClosed",
     "LinkError",
@@ -147,6 +151,25 @@ class SecurityAlgorithmError(UdsError):
     """No security key algorithm is registered under that name, or it failed."""
 
 
+class FscRefused(UdsError):
+    """The ECU took an enabling code (FSC) but did not accept it: rejected or invalid.
+
+    Raised by ``ecuworks.enabling.fsc.ensure_accepted``; the message names the ECU, the
+    function and why (another vehicle's VIN, or a signature that does not verify), and
+    says to request a new code.
+
+    Attributes:
+        app_id: the application the code is for.
+        status: the ECU's verdict, an ``ecuworks.wire.fsc.FscStatus`` value (1 rejected,
+            2 invalid).
+    """
+
+    def __init__(self, message: str, *, app_id: int, status: int) -> None:
+        super().__init__(message)
+        self.app_id = app_id
+        self.status = status
+
+
 MismatchReason = Literal[
     "hash",
     "length",
@@ -209,6 +232,20 @@ class Refused(EcuworksError):
     def __init__(self, message: str, *, check: str) -> None:
         super().__init__(message)
         self.check = check
+
+
+class InterfaceReserved(EcuworksError):
+    """Another workstation holds the vehicle interface's reservation.
+
+    Attributes:
+        owner: who holds it.
+        expires_in: seconds until that lease runs out unless renewed, if known.
+    """
+
+    def __init__(self, message: str, *, owner: str, expires_in: float | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner
+        self.expires_in = expires_in
 
 
 class ProgrammingFailed(EcuworksError):

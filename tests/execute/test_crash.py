@@ -28,8 +28,13 @@ SEED = int(os.environ.get("ECUWORKS_CRASH_SEED", "20261121"))
 LINES = (1, 64)
 
 
-async def program_until_killed(home: Path, url: str, after_lines: int) -> list[str]:
-    """Start `program` and SIGKILL it once it has logged ``after_lines`` progress lines."""
+async def program_until_killed(home: Path, url: str, after_lines: int) -> tuple[list[str], str]:
+    """Start `program` and SIGKILL it once it has logged ``after_lines`` progress lines.
+
+    Returns:
+        The progress lines seen, and, if it ended before the point, its exit code and the
+        rest of what it wrote (empty if it was killed).
+    """
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -47,19 +52,20 @@ async def program_until_killed(home: Path, url: str, after_lines: int) -> list[s
     )
     assert process.stderr is not None
     seen: list[str] = []
+    other: list[str] = []
     try:
         async with asyncio.timeout(60):
             while len(seen) < after_lines:
                 line = (await process.stderr.readline()).decode()
                 if not line:
                     break  # it finished before the point: then resume has nothing to do
-                if line.startswith("["):
-                    seen.append(line.strip())
+                (seen if line.startswith("[") else other).append(line.strip())
     finally:
+        killed = process.returncode is None and len(seen) >= after_lines
         if process.returncode is None:
             process.kill()
-        await process.wait()
-    return seen
+        code = await process.wait()
+    return seen, "" if killed else f"exit {code}: " + " | ".join(other[-5:])
 
 
 async def test_resume_after_the_tester_is_killed_at_random_points(
@@ -75,13 +81,14 @@ async def test_resume_after_the_tester_is_killed_at_random_points(
         assert code == 0, err
         plan = json.loads(out)
 
-        seen = await program_until_killed(pdata_home, url, after)
-        where = f"seed {SEED}, point {point}, killed after line {after}: {seen[-1:]}"
+        seen, ended = await program_until_killed(pdata_home, url, after)
+        where = f"seed {SEED}, point {point}, killed after line {after}: {seen[-1:]} {ended}"
         code, out, err = await run_cli(
             "--home", str(pdata_home), "resume", "--vci", url, "--yes", "--json", *FAST
         )
         finished_before_kill = len(seen) < after
         if finished_before_kill:
+            assert ended.startswith("exit 0:"), where  # programming itself must have worked
             assert code == 3, f"{where}: {err}"  # nothing left to resume
         else:
             assert code == 0, f"{where}: {err}"

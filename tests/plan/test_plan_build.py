@@ -143,7 +143,7 @@ def test_a_must_not_rule_drops_actions_and_says_so(catalog: Catalog) -> None:
 
 def test_an_unmet_must_rule_fails_naming_it(catalog: Catalog) -> None:
     ident = factory_ident()
-    with pytest.raises(ConfigError, match=r"must:IdBackup.*individual data"):
+    with pytest.raises(ConfigError, match=r"must:IdBackup.*ecuworks replace"):
         build_plan(ident, catalog, plan_filter=PlanFilter.parse(["must:IdBackup"]))
     assert ident.ilevel is not None
     at_target = str(ident.ilevel.current)

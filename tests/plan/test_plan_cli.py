@@ -10,6 +10,7 @@ from tests.test_cli import run_cli
 from tests.vehicle.test_identify import url_of
 
 from ecuworks.plan import Plan
+from ecuworks.plan.model import SCHEMA
 
 
 async def test_plan_prints_json_and_saves_the_same_plan(
@@ -23,7 +24,7 @@ async def test_plan_prints_json_and_saves_the_same_plan(
     )  # fmt: skip
     assert code == 0, err
     document = json.loads(out)
-    assert (document["schema"], document["vin"]) == (1, sim.state.vin)
+    assert (document["schema"], document["vin"]) == (SCHEMA, sim.state.vin)
     assert document["actions"]
     assert not [a for a in document["actions"] if a["category"] == "BlFlash"]
     assert document["estimate_s"] >= document["lower_bound_s"] > 0

@@ -72,6 +72,11 @@ class FakeVehicle:
         self.ecus[address] = {"address": address, "name": name, "mode": "application"}
         return self.ecus[address]
 
+    def store_dtcs(self, address: int, codes: list[int], status: int) -> dict[str, Any]:
+        ecu = self.ecus[address]  # the route's own tests run on the real simulator
+        ecu["dtcs"] = [f"{code:06X}" for code in codes]
+        return ecu
+
 
 class FakeClock:
     def __init__(self) -> None:

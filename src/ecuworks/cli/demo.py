@@ -20,6 +20,7 @@ from ecuworks.cli.program import run_guarded
 from ecuworks.cli.progress_view import ProgressView, render_report
 from ecuworks.errors import Refused
 from ecuworks.execute.report import Report
+from ecuworks.execute.reservation import Reservation, default_owner
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import apply_plan, identify_vehicle, make_plan
 from ecuworks.pdata.source import PData
@@ -60,13 +61,19 @@ async def _demo(vehicle: str, time_scale: float, pdata: PData, journal_home: Pat
         )
         _say(f"2. Measures plan to the latest I-level, {plan.target_ilevel}")
         render_plan(plan)
-        options = RunOptions(tester_present_s=min(1.5, 1.0 / time_scale), voltage_poll_s=0.2)
+        # The simulator's control port is also its VCI's management address.
+        vci_admin = f"http://127.0.0.1:{simulator.ports['control']}"
+        options = RunOptions(
+            tester_present_s=min(1.5, 1.0 / time_scale),
+            voltage_poll_s=0.2,
+            reservation=Reservation(url=vci_admin, owner=default_owner()),
+        )
         _say("3. Program on the car's own battery")
         try:
             options.power.check_start(ident.battery_volts)
         except Refused as refusal:
             errors.print(f"refused (exit 3): {refusal}", highlight=False, soft_wrap=True)
-        _say("4. Charger connected; program")
+        _say(f"4. Charger connected; VCI reserved at {vci_admin}; program")
         simulator.set_battery(volts=None, charger=True)
         with ProgressView(plan) as view:
             report = await apply_plan(

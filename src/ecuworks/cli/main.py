@@ -15,9 +15,12 @@ from typing import Annotated
 import typer
 
 from ecuworks import __version__
+from ecuworks.cli.coding import code_app
 from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, fail
 from ecuworks.cli.demo import demo_command
+from ecuworks.cli.diag import diag_app
 from ecuworks.cli.identify import identify_command
+from ecuworks.cli.jobs import enable_command, replace_command, retrofit_command
 from ecuworks.cli.pdata import pdata_app
 from ecuworks.cli.plan import plan_command
 from ecuworks.cli.program import apply_command, program_command, resume_command
@@ -33,12 +36,17 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(pdata_app, name="pdata")
+app.add_typer(code_app, name="code")
+app.add_typer(diag_app, name="diag")
 app.command(name="identify")(identify_command)
 app.command(name="plan")(plan_command)
 app.command(name="apply")(apply_command)
 app.command(name="program")(program_command)
 app.command(name="resume")(resume_command)
 app.command(name="demo")(demo_command)
+app.command(name="enable")(enable_command)
+app.command(name="retrofit")(retrofit_command)
+app.command(name="replace")(replace_command)
 
 
 def _version(value: bool) -> None:

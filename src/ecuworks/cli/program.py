@@ -16,12 +16,14 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from ecuworks.backend.fsc import FscIssuer
 from ecuworks.cli.common import (
     EXIT_FAILED,
     EXIT_REFUSED,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     console,
+    errors,
     fail,
     home,
 )
@@ -39,13 +41,22 @@ from ecuworks.errors import (
 )
 from ecuworks.execute.power import PowerPolicy
 from ecuworks.execute.report import Report
+from ecuworks.execute.reservation import Reservation, default_owner
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import apply_plan, make_plan, resume_session, unfinished
 from ecuworks.plan.filter import PlanFilter
 from ecuworks.plan.model import Plan
 from ecuworks.plan.render import render_plan
 
-__all__ = ["apply_command", "program_command", "resume_command", "run_guarded"]
+__all__ = [
+    "apply_command",
+    "confirm",
+    "finish",
+    "program_command",
+    "resume_command",
+    "run_guarded",
+    "run_options",
+]
 
 _T = TypeVar("_T")
 
@@ -63,6 +74,19 @@ TesterPresent = Annotated[
     ),
 ]
 Parallel = Annotated[int, typer.Option(help="ECUs programmed at once after the gateway.")]
+VciAdminUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--vci-admin",
+        envvar="ECUWORKS_VCI_ADMIN",
+        help="The VCI's management address (http://HOST:PORT), where it is reserved "
+        "for the session. Without it the VCI is not reserved.",
+    ),
+]
+Owner = Annotated[
+    str | None,
+    typer.Option(help="This workstation's name on the VCI's reservation (default user@host)."),
+]
 
 
 def run_guarded(work: Coroutine[Any, Any, _T]) -> _T:
@@ -89,14 +113,58 @@ def run_guarded(work: Coroutine[Any, Any, _T]) -> _T:
         ) from None
 
 
-def _options(battery: str, min_volts: float, tester_present: float, parallel: int) -> RunOptions:
+def _options(  # noqa: PLR0917 -- the commands' shared options, in their order
+    battery: str,
+    min_volts: float,
+    tester_present: float,
+    parallel: int,
+    vci_admin: str | None = None,
+    owner: str | None = None,
+) -> RunOptions:
     try:
         power = PowerPolicy(battery=battery, min_start_volts=min_volts)
     except ConfigError as error:
         raise fail(str(error), EXIT_USAGE) from error
     if tester_present <= 0 or parallel < 1:
         raise fail("--tester-present must be positive and --parallel at least 1", EXIT_USAGE)
-    return RunOptions(power=power, tester_present_s=tester_present, max_parallel=parallel)
+    # Enabling codes (retrofit, replacement, enable, and their resume) come from the
+    # backend's issuer, in-process with the demo key until its HTTP service exists.
+    issuer = FscIssuer.demo()
+    return RunOptions(
+        power=power,
+        tester_present_s=tester_present,
+        max_parallel=parallel,
+        reservation=_reservation(vci_admin, owner),
+        fsc_source=issuer.source(),
+        issuer_key=issuer.public_key_bytes,
+    )
+
+
+def run_options(
+    *,
+    tester_present: float = 1.5,
+    vci_admin: str | None = None,
+    owner: str | None = None,
+    battery: str = "lead-acid",
+    min_volts: float = 13.0,
+    parallel: int = 16,
+) -> RunOptions:
+    """The run options of a job command, checked as the programming commands check them."""
+    return _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
+
+
+def _reservation(vci_admin: str | None, owner: str | None) -> Reservation | None:
+    if vci_admin is None:
+        errors.print(
+            "note: no --vci-admin given, so the VCI is not reserved: another workstation "
+            "could drive this vehicle at the same time",
+            highlight=False,
+        )
+        return None
+    name = owner or default_owner()
+    if not 1 <= len(name) <= 64 or not name.isprintable() or not name.strip():
+        raise fail(f"--owner must be 1 to 64 printable characters, got {name!r}", EXIT_USAGE)
+    return Reservation(url=vci_admin, owner=name)
 
 
 def confirm(question: str, yes: bool) -> None:
@@ -137,9 +205,11 @@ def apply_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     min_volts: MinVolts = 13.0,
     tester_present: TesterPresent = 1.5,
     parallel: Parallel = 16,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
 ) -> None:
     """Execute a saved plan on the vehicle it was made for."""
-    options = _options(battery, min_volts, tester_present, parallel)
+    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
     try:
         plan = Plan.from_bytes(file.read_bytes(), str(file))
     except OSError as error:
@@ -171,9 +241,11 @@ def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     min_volts: MinVolts = 13.0,
     tester_present: TesterPresent = 1.5,
     parallel: Parallel = 16,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
 ) -> None:
     """Identify, plan to the target I-level, confirm and program the vehicle."""
-    options = _options(battery, min_volts, tester_present, parallel)
+    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
     try:
         rules = PlanFilter.parse(plan_filter or [])
     except ConfigError as error:
@@ -208,9 +280,11 @@ def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     min_volts: MinVolts = 13.0,
     tester_present: TesterPresent = 1.5,
     parallel: Parallel = 16,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
 ) -> None:
     """Continue the interrupted programming session of the connected vehicle."""
-    options = _options(battery, min_volts, tester_present, parallel)
+    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
     pdata = load_pdata(ctx)
     try:
         session = unfinished(home(ctx))

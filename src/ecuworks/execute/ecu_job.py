@@ -22,8 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ecuworks.coding.ncd import coded_records
+from ecuworks.enabling.fsc import FscSource
 from ecuworks.errors import (
     ConfigError,
+    FscRefused,
     LinkError,
     ParseError,
     PDataMismatch,
@@ -31,6 +33,7 @@ from ecuworks.errors import (
     UdsError,
 )
 from ecuworks.execute.journal import Journal, Status
+from ecuworks.execute.part_actions import Backup, PartActions
 from ecuworks.execute.progress import Kind, Progress, ProgressCallback
 from ecuworks.pdata.model import EcuInfo, RegionInfo
 from ecuworks.pdata.source import PData
@@ -77,6 +80,9 @@ class JobContext:
         attempts: tries per action.
         timing: UDS timing of the clients.
         done: action keys already successful (from the journal), updated as they succeed.
+        fsc_source: where new enabling codes come from (FscDeploy); None if no issuer.
+        issuer_key: the issuer's public key, to explain a refused code.
+        hardware_wait_s: how long HwInstall waits for the technician.
     """
 
     link: Link
@@ -90,6 +96,9 @@ class JobContext:
     timing: Timing = field(default_factory=Timing)
     done: set[str] = field(default_factory=set)
     bytes_sent: int = 0
+    fsc_source: FscSource | None = None
+    issuer_key: bytes | None = None
+    hardware_wait_s: float = 900.0
 
 
 class EcuJob:
@@ -108,6 +117,15 @@ class EcuJob:
         self.actions = ctx.plan.actions_of(ecu.address)
         self.recover = recover
         self.client = UdsClient(ctx.link, ecu.address, timing=ctx.timing)
+        self.part = PartActions(
+            self.client,
+            ecu,
+            vin=ctx.plan.vin,
+            progress=ctx.progress,
+            fsc_source=ctx.fsc_source,
+            issuer_key=ctx.issuer_key,
+            hardware_wait_s=ctx.hardware_wait_s,
+        )
         self.started = 0.0
         self.ended = 0.0
 
@@ -117,7 +135,8 @@ class EcuJob:
         return f"{self.ecu.name} (0x{self.ecu.address:02X})"
 
     async def run(self) -> None:
-        """Flash, activate and code, skipping what the journal says is done.
+        """Back up, wait for the part, flash, activate, code, enable and restore, in the
+        order of DOMAIN.md, skipping what the journal says is done.
 
         Raises:
             ProgrammingFailed: an action failed ``attempts`` times.
@@ -125,6 +144,14 @@ class EcuJob:
         self.started = time.monotonic()
         ctx = self.ctx
         ctx.progress(Progress(kind=Kind.ECU, ecu=self.ecu.address, status="Started"))
+        backup = self._backup()
+        for action in self._pending(Category.ID_BACKUP):
+            await self._attempts([action], self._take_backup)
+            backup = self._backup()
+        for action in self._pending(Category.HW_INSTALL):
+            await self._attempts(
+                [action], functools.partial(self.part.wait_for_part, action, backup)
+            )
         flashes = [a for a in self.actions if a.flashes]
         pending = [a for a in flashes if a.key not in ctx.done]
         activate = activation_key(self.ecu.address)
@@ -134,8 +161,37 @@ class EcuJob:
         if coding and any(a.key not in ctx.done for a in coding):
             await ctx.wait_power()
             await self._attempts(coding, self._code)
+        apps = {a.app_id: a for a in ctx.pdata.catalog.fsc(ctx.plan.series)}
+        for action in self._pending(Category.FSC_DEPLOY):
+            await self._attempts(
+                [action], functools.partial(self.part.deploy_fsc, action, backup, apps)
+            )
+        for action in self._pending(Category.ID_RESTORE):
+            if backup is None:
+                raise ProgrammingFailed(
+                    f"{self.label}: the journal holds no backup of the old part to restore",
+                    ecu=self.ecu.address,
+                    action=action.key,
+                )
+            await self._attempts([action], functools.partial(self.part.restore, backup))
         self.ended = time.monotonic()
         ctx.progress(Progress(kind=Kind.ECU, ecu=self.ecu.address, status="Success"))
+
+    def _pending(self, category: Category) -> list[Action]:
+        return [a for a in self.actions if a.category is category and a.key not in self.ctx.done]
+
+    def _backup(self) -> Backup | None:
+        """The IdBackup this session saved of the ECU, from the journal."""
+        for action in self.actions:
+            if action.category is Category.ID_BACKUP:
+                event = self.ctx.journal.last(self.ctx.session_id, action.key)
+                if event is not None and event.status == Status.SUCCESS:
+                    return Backup.from_detail(event.detail)
+        return None
+
+    async def _take_backup(self) -> str:
+        """IdBackup: its detail (the backup) is journaled with its Success."""
+        return (await self.part.backup()).to_detail()
 
     # -- flashing ------------------------------------------------------------------
 
@@ -270,13 +326,17 @@ class EcuJob:
         catalog = ctx.pdata.catalog
         if plan.vo is None:
             raise ConfigError("the plan has no vehicle order, so the ECU cannot be coded")
-        vo = VehicleOrder.parse(plan.vo)
-        values = catalog.coding_values(plan.series, self.ecu.address, vo)
-        cafds = [
-            SgbmId.parse(u)
-            for u in plan.target_svt.get(self.ecu.address, ())
-            if u.startswith("CAFD-")
-        ]
+        expert = {k: v for a in self.actions for k, v in a.parameters.items()}
+        if expert:  # expert coding: this parameter only, the CAFD stays as it is
+            values, cafds = expert, []
+        else:
+            vo = VehicleOrder.parse(plan.vo)
+            values = catalog.coding_values(plan.series, self.ecu.address, vo)
+            cafds = [
+                SgbmId.parse(u)
+                for u in plan.target_svt.get(self.ecu.address, ())
+                if u.startswith("CAFD-")
+            ]
         client = self.client
         await client.change_session(Session.EXTENDED)
         await client.change_session(Session.CODING)
@@ -297,8 +357,11 @@ class EcuJob:
 
     # -- attempts ------------------------------------------------------------------
 
-    async def _attempts(self, actions: list[Action], work: Callable[[], Awaitable[None]]) -> None:
-        """Run ``work`` for ``actions`` (journaled together) up to ``attempts`` times."""
+    async def _attempts(
+        self, actions: list[Action], work: Callable[[], Awaitable[str | None]]
+    ) -> None:
+        """Run ``work`` for ``actions`` (journaled together) up to ``attempts`` times; what
+        ``work`` returns is journaled as the detail of their Success."""
         ctx = self.ctx
         first = actions[0]
         base = ctx.journal.attempts(ctx.session_id, first.key)
@@ -319,7 +382,11 @@ class EcuJob:
                     )
                 )
             try:
-                await work()
+                detail = await work()
+            except FscRefused as exc:  # the same code would be refused again: say why
+                for action in actions:
+                    self._failed(action.key, attempt, exc)
+                raise ProgrammingFailed(str(exc), ecu=self.ecu.address, action=first.key) from exc
             except PDataMismatch:
                 for action in actions:
                     ctx.journal.record(
@@ -338,7 +405,12 @@ class EcuJob:
                 continue
             for action in actions:
                 ctx.journal.record(
-                    ctx.session_id, action.key, Status.SUCCESS, ecu=action.ecu, attempt=attempt
+                    ctx.session_id,
+                    action.key,
+                    Status.SUCCESS,
+                    ecu=action.ecu,
+                    attempt=attempt,
+                    detail=detail or "",
                 )
                 ctx.done.add(action.key)
                 ctx.progress(

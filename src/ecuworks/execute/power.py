@@ -116,6 +116,22 @@ class PowerPolicy:
                 check="voltage",
             )
 
+    def check_usable(self, volts: float | None) -> None:
+        """Refuse a job that writes no flash (coding, enabling) outside the error thresholds.
+
+        Raises:
+            Refused: unknown, or beyond an error threshold (``check="voltage"``).
+        """
+        limits = self.limits
+        if volts is None or not limits.error_low <= volts <= limits.error_high:
+            shown = "could not be read" if volts is None else f"is {volts:.2f} V"
+            raise Refused(
+                f"the battery voltage {shown}; a {self.battery} battery must be between "
+                f"{limits.error_low:.2f} and {limits.error_high:.2f} V to code or enable "
+                "ECUs: connect a charger and retry. Nothing was written.",
+                check="voltage",
+            )
+
     def verdict(self, volts: float | None, *, paused: bool) -> Verdict:
         """Judge one reading while programming.
 

@@ -27,6 +27,7 @@ import contextlib
 import time
 from dataclasses import dataclass, field
 
+from ecuworks.enabling.fsc import FscSource
 from ecuworks.errors import (
     LinkError,
     PDataMismatch,
@@ -40,6 +41,7 @@ from ecuworks.execute.power import PowerPolicy
 from ecuworks.execute.power_gate import PowerGate
 from ecuworks.execute.progress import ProgressCallback, ignore
 from ecuworks.execute.report import EcuReport, Report
+from ecuworks.execute.reservation import Reservation
 from ecuworks.execute.steps import Steps
 from ecuworks.pdata.source import PData
 from ecuworks.plan.model import Category, Plan
@@ -64,6 +66,11 @@ class RunOptions:
         pause_limit_s: how long a low-voltage pause may last before the session stops
             (journal kept, ``resume`` possible).
         timing: UDS client timing.
+        reservation: where to reserve the VCI for the session; None where there is no
+            management address (the caller warns the technician).
+        fsc_source: where enabling codes come from (FscDeploy); None if no issuer.
+        issuer_key: the issuer's public key, to explain a code an ECU refuses.
+        hardware_wait_s: how long a HwInstall waits for the technician.
     """
 
     power: PowerPolicy = field(default_factory=PowerPolicy)
@@ -73,6 +80,10 @@ class RunOptions:
     voltage_poll_s: float = 0.5
     pause_limit_s: float = 900.0
     timing: Timing = field(default_factory=Timing)
+    reservation: Reservation | None = None
+    fsc_source: FscSource | None = None
+    issuer_key: bytes | None = None
+    hardware_wait_s: float = 900.0
 
 
 def check_plan(plan: Plan, ident: Identification, *, resuming: bool = False) -> None:
@@ -139,7 +150,7 @@ async def run_plan(
     """
     opts = options or RunOptions()
     check_plan(plan, ident, resuming=resume is not None)
-    opts.power.check_start(ident.battery_volts)
+    flashing = _check_power(plan, ident, opts)
     _verify_images(plan, pdata)
     catalog = pdata.catalog
     infos = {a: catalog.ecu(plan.series, a) for a in plan.ecus}
@@ -180,10 +191,13 @@ async def run_plan(
         journal=journal,
         session_id=session.id,
         progress=progress,
-        wait_power=gate.wait_open,
+        wait_power=gate.wait_open if flashing else _always_open,
         attempts=opts.attempts,
         timing=opts.timing,
         done=done,
+        fsc_source=opts.fsc_source,
+        issuer_key=opts.issuer_key,
+        hardware_wait_s=opts.hardware_wait_s,
     )
     in_bootloader = {e.address for e in ident.ecus if e.state is EcuMode.BOOTLOADER}
     gateway_info = catalog.ecu(plan.series, plan.gateway)
@@ -197,10 +211,12 @@ async def run_plan(
                     await steps.run(step.name)
             # The battery is watched while ECUs are flashed, and only then: the steps talk
             # to the gateway too, and one ECU answers one request at a time.
-            watcher = asyncio.create_task(gate.watch())
+            if flashing:
+                watcher = asyncio.create_task(gate.watch())
             jobs = {a: EcuJob(ctx, infos[a], recover=a in in_bootloader) for a in plan.ecus}
             await _run_jobs(jobs, plan, gate, opts, report)
-            await _stop(watcher)
+            if watcher is not None:
+                await _stop(watcher)
             for step in plan.steps:
                 if step.phase == "finish":
                     await steps.run(step.name)
@@ -223,6 +239,20 @@ async def run_plan(
         "; ".join(report.mismatches),
     )
     return report
+
+
+def _check_power(plan: Plan, ident: Identification, opts: RunOptions) -> bool:
+    """The battery pre-check; True if the plan flashes (then the voltage is watched)."""
+    flashing = any(a.flashes for a in plan.actions)
+    if flashing:
+        opts.power.check_start(ident.battery_volts)
+    else:  # coding and enabling: no flash to brick, the battery must only be usable
+        opts.power.check_usable(ident.battery_volts)
+    return flashing
+
+
+async def _always_open() -> None:
+    """The power gate of a job that writes no flash: coding needs no charger."""
 
 
 async def _stop(task: asyncio.Task[None]) -> None:

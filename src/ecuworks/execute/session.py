@@ -7,6 +7,7 @@ is written (the plan's fingerprint must still match).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -15,7 +16,9 @@ from ecuworks.errors import PDataMismatch, Refused
 from ecuworks.execute.journal import Journal, SessionRecord
 from ecuworks.execute.progress import ProgressCallback, ignore
 from ecuworks.execute.report import Report
+from ecuworks.execute.reservation import hold_vci
 from ecuworks.execute.runner import RunOptions, run_plan
+from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.source import PData
 from ecuworks.plan.build import build_plan
 from ecuworks.plan.filter import PlanFilter
@@ -32,6 +35,7 @@ __all__ = [
     "expected_ecus",
     "identify_vehicle",
     "make_plan",
+    "plan_job",
     "resume_session",
 ]
 
@@ -95,6 +99,19 @@ async def make_plan(
     return Planned(plan, ident)
 
 
+async def plan_job(
+    vci: str,
+    pdata: PData,
+    build: Callable[[Identification, Catalog], Plan],
+    *,
+    gateway: int | None = None,
+) -> Planned:
+    """Identify the vehicle behind ``vci`` and make a job's plan with ``build``."""
+    async with open_link(vci) as link:
+        ident = await identify_vehicle(link, pdata, gateway=gateway)
+    return Planned(build(ident, pdata.catalog), ident)
+
+
 async def apply_plan(
     vci: str,
     plan: Plan,
@@ -104,12 +121,13 @@ async def apply_plan(
     options: RunOptions | None = None,
     progress: ProgressCallback = ignore,
 ) -> Report:
-    """Identify again, check the plan still fits, and execute it."""
+    """Reserve the VCI, identify again, check the plan still fits, and execute it."""
+    opts = for_link(vci, options)
     with Journal.open(home / JOURNAL_FILE) as journal:
-        async with open_link(vci) as link:
+        async with hold_vci(opts.reservation, progress), open_link(vci) as link:
             ident = await identify_vehicle(link, pdata, gateway=plan.gateway)
             return await run_plan(
-                link, plan, pdata, journal, ident, options=for_link(vci, options), progress=progress
+                link, plan, pdata, journal, ident, options=opts, progress=progress
             )
 
 
@@ -150,8 +168,9 @@ async def resume_session(
     Raises:
         Refused: ``check="journal"``: no unfinished session for this vehicle.
     """
+    opts = for_link(vci, options)
     with Journal.open(home / JOURNAL_FILE) as journal:
-        async with open_link(vci) as link:
+        async with hold_vci(opts.reservation, progress), open_link(vci) as link:
             ident = await identify_vehicle(link, pdata)
             session = journal.unfinished(ident.vin)
             if session is None:
@@ -167,7 +186,7 @@ async def resume_session(
                 pdata,
                 journal,
                 ident,
-                options=for_link(vci, options),
+                options=opts,
                 progress=progress,
                 resume=session,
             )

@@ -143,7 +143,8 @@ class Steps:
                 self.dtcs[address] = max(0, (len(answer) - 3) // 4)
 
     async def _final_check(self) -> None:
-        expected = [e.address for e in self.ident.ecus]
+        # A retrofit's new part answers now, though it did not when the job began.
+        expected = sorted({e.address for e in self.ident.ecus} | set(self.plan.ecus))
         self.final = await identify(
             self.link, gateway=self.plan.gateway, expected=expected, timeout=2.0
         )

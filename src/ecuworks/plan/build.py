@@ -24,7 +24,7 @@ from ecuworks.errors import ConfigError, ParseError, PDataMismatch
 from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.model import BusInfo, EcuInfo
 from ecuworks.plan.filter import PlanFilter
-from ecuworks.plan.model import Action, Category, EcuSlot, Plan, UnknownEcu
+from ecuworks.plan.model import Action, Category, EcuSlot, Plan, Step, UnknownEcu
 from ecuworks.plan.schedule import (
     STEP_ALLOWANCE_S,
     TESTER_LINK,
@@ -43,13 +43,17 @@ from ecuworks.wire.ilevel import ILevel
 from ecuworks.wire.sgbm import ProcessClass, SgbmId
 from ecuworks.wire.vo import VehicleOrder
 
-__all__ = ["build_plan"]
+__all__ = ["EcuPlan", "Vehicle", "assemble", "build_plan", "ecu_info", "plan_ecu", "vehicle_for"]
 
 _HARDWARE = frozenset({ProcessClass.HWEL, ProcessClass.HWAP, ProcessClass.HWFR})
+# Actions whose estimated seconds add to an ECU's fixed time (no flash, no coding).
+_SIDE_CATEGORIES = frozenset(
+    {Category.ID_BACKUP, Category.HW_INSTALL, Category.FSC_DEPLOY, Category.ID_RESTORE}
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class _Vehicle:
+class Vehicle:
     """What every ECU's planning needs."""
 
     catalog: Catalog
@@ -60,7 +64,7 @@ class _Vehicle:
 
 
 @dataclass(slots=True, kw_only=True)
-class _EcuPlan:
+class EcuPlan:
     """One ECU's planned actions, their costs, and its target SVK."""
 
     info: EcuInfo
@@ -101,19 +105,13 @@ def build_plan(
             "gateway in its bootloader must be recovered first)"
         )
     current = ident.ilevel.current
-    series = current.series
-    level = _target_level(catalog, series, current, target)
+    level = _target_level(catalog, current.series, current, target)
     plan_filter = plan_filter or PlanFilter()
-    link = TESTER_LINK
-    gateway_info = _ecu_info(catalog, series, ident.gateway)
-    if gateway_info is not None:
-        gateway_bus = catalog.bus(series, gateway_info.bus) or default_bus(gateway_info.bus)
-        link = gateway_bus if gateway_bus.kind in ("can", "canfd") else TESTER_LINK
-    vehicle = _Vehicle(catalog=catalog, series=series, target=level, vo=ident.vo, link=link)
-    planned: dict[int, _EcuPlan] = {}
+    vehicle = vehicle_for(ident, catalog, level, ident.vo)
+    planned: dict[int, EcuPlan] = {}
     unknown: list[UnknownEcu] = []
     for ecu in ident.ecus:
-        result = _plan_ecu(vehicle, ecu)
+        result = plan_ecu(vehicle, ecu)
         if isinstance(result, UnknownEcu):
             unknown.append(result)
         else:
@@ -122,10 +120,50 @@ def build_plan(
     labels = {a: f"{p.info.name} (0x{a:02X})" for a, p in planned.items()}
     kept, dropped = plan_filter.apply(every, labels)
     kept, dropped = _drop_orphan_coding(kept, dropped)
+    return assemble(
+        ident,
+        vehicle,
+        planned,
+        kept,
+        steps_for(bool(kept), level, current),
+        unknown=unknown,
+        dropped=dropped,
+        plan_filter=plan_filter,
+    )
+
+
+def vehicle_for(
+    ident: Identification, catalog: Catalog, level: ILevel, vo: VehicleOrder
+) -> Vehicle:
+    """What planning each ECU needs; the tester link is the gateway's bus on CAN cars."""
+    assert ident.ilevel is not None
+    series = ident.ilevel.current.series
+    link = TESTER_LINK
+    gateway_info = ecu_info(catalog, series, ident.gateway)
+    if gateway_info is not None:
+        gateway_bus = catalog.bus(series, gateway_info.bus) or default_bus(gateway_info.bus)
+        link = gateway_bus if gateway_bus.kind in ("can", "canfd") else TESTER_LINK
+    return Vehicle(catalog=catalog, series=series, target=level, vo=vo, link=link)
+
+
+def assemble(
+    ident: Identification,
+    vehicle: Vehicle,
+    planned: dict[int, EcuPlan],
+    kept: Sequence[Action],
+    steps: Sequence[Step],
+    *,
+    unknown: Sequence[UnknownEcu] = (),
+    dropped: Sequence[Action] = (),
+    plan_filter: PlanFilter | None = None,
+    job: str = "program",
+) -> Plan:
+    """Schedule the kept actions and put the plan together (every job's last step)."""
+    assert ident.ilevel is not None
+    kept, dropped = tuple(kept), tuple(dropped)
     works = _works(planned, kept)
-    timeline = schedule(works, ident.gateway, link)
+    timeline = schedule(works, ident.gateway, vehicle.link)
     terms = lower_bound(works, ident.gateway)
-    steps = steps_for(bool(kept), level, current)
     slots = tuple(
         EcuSlot(
             ecu=address,
@@ -141,24 +179,25 @@ def build_plan(
     estimate = timeline.makespan_s + sum(STEP_ALLOWANCE_S.get(s.name, 0.0) for s in steps)
     return Plan(
         vin=ident.vin,
-        series=series,
-        vo=str(ident.vo),
+        series=vehicle.series,
+        vo=str(vehicle.vo),
         gateway=ident.gateway,
-        actual_ilevel=str(current),
-        target_ilevel=str(level),
+        actual_ilevel=str(ident.ilevel.current),
+        target_ilevel=str(vehicle.target),
         vehicle_fingerprint=ident.fingerprint,
         actual_svt={a: tuple(units) for a, units in ident.svt.items()},
         target_svt=_target_svt(ident, planned, kept, dropped),
         actions=kept,
-        steps=steps,
+        steps=tuple(steps),
         schedule=slots,
         unknown=tuple(unknown),
         estimate_s=round(estimate, 3),
         lower_bound_s=round(max(terms.values(), default=0.0), 3),
         lower_bound_terms={k: round(v, 3) for k, v in terms.items()},
         critical_path=critical_path(works, timeline, ident.gateway),
-        filter=plan_filter.to_json(),
+        filter=(plan_filter or PlanFilter()).to_json(),
         filtered=dropped,
+        job=job,
     )
 
 
@@ -189,7 +228,7 @@ def _target_level(catalog: Catalog, series: str, current: ILevel, target: str) -
     return level
 
 
-def _ecu_info(catalog: Catalog, series: str, address: int) -> EcuInfo | None:
+def ecu_info(catalog: Catalog, series: str, address: int) -> EcuInfo | None:
     try:
         return catalog.ecu(series, address)
     except PDataMismatch:
@@ -200,7 +239,7 @@ def _version(unit: SgbmId) -> str:
     return f"{unit.main:03d}.{unit.sub:03d}.{unit.patch:03d}"
 
 
-def _plan_ecu(vehicle: _Vehicle, ecu: EcuState) -> _EcuPlan | UnknownEcu:
+def plan_ecu(vehicle: Vehicle, ecu: EcuState) -> EcuPlan | UnknownEcu:
     """Compare one ECU's SVK with its target; its actions, or why it cannot be planned."""
     here = f"0x{ecu.address:02X}"
     if ecu.state is EcuMode.NOT_ANSWERING:
@@ -211,7 +250,7 @@ def _plan_ecu(vehicle: _Vehicle, ecu: EcuState) -> _EcuPlan | UnknownEcu:
             "identify again",
         )
     catalog, series, level = vehicle.catalog, vehicle.series, vehicle.target
-    info = _ecu_info(catalog, series, ecu.address)
+    info = ecu_info(catalog, series, ecu.address)
     if info is None:
         return UnknownEcu(
             ecu=ecu.address, why=f"P-Data of series {series} has no ECU at {here}: not planned"
@@ -273,7 +312,7 @@ def _plan_ecu(vehicle: _Vehicle, ecu: EcuState) -> _EcuPlan | UnknownEcu:
     actions += _coding_actions(info, cafds, level, actions)
     order = {c: i for i, c in enumerate(Category)}
     actions.sort(key=lambda a: order[a.category])  # stable: target order within each
-    return _EcuPlan(info=info, bus=bus, target=target, actions=actions, units=units)
+    return EcuPlan(info=info, bus=bus, target=target, actions=actions, units=units)
 
 
 def _coding_actions(
@@ -343,7 +382,7 @@ def _drop_orphan_coding(
     return tuple(keep), tuple(out)
 
 
-def _works(planned: dict[int, _EcuPlan], kept: Sequence[Action]) -> list[EcuWork]:
+def _works(planned: dict[int, EcuPlan], kept: Sequence[Action]) -> list[EcuWork]:
     """The schedule's view of every ECU with kept actions; the first flash action of an ECU
     carries its session overhead in its seconds, so an ECU's actions add up to it alone."""
     by_ecu: dict[int, list[Action]] = {}
@@ -359,6 +398,7 @@ def _works(planned: dict[int, _EcuPlan], kept: Sequence[Action]) -> list[EcuWork
         fixed = flash_overhead_seconds(info) if units else 0.0
         if any(a.category is Category.CD_DEPLOY for a in mine):
             fixed += coding_seconds(info)
+        fixed += sum(a.seconds for a in mine if a.category in _SIDE_CATEGORIES)
         works.append(
             EcuWork(address=address, name=info.name, bus=ecu_plan.bus, units=units, fixed_s=fixed)
         )
@@ -367,7 +407,7 @@ def _works(planned: dict[int, _EcuPlan], kept: Sequence[Action]) -> list[EcuWork
 
 def _target_svt(
     ident: Identification,
-    planned: dict[int, _EcuPlan],
+    planned: dict[int, EcuPlan],
     kept: Sequence[Action],
     dropped: Sequence[Action],
 ) -> dict[int, tuple[str, ...]]:

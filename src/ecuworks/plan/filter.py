@@ -221,9 +221,9 @@ class PlanFilter:
 
 
 def _why_none(category: Category) -> str:
-    """Why a category may be missing from every plan of this version, for the message."""
-    if category in (Category.ID_BACKUP, Category.ID_RESTORE):
-        return " (P-Data carries no list of individual data yet, so no plan has one)"
+    """Why a category may be missing from every programming plan, for the message."""
+    if category in (Category.ID_BACKUP, Category.ID_RESTORE, Category.HW_INSTALL):
+        return " (only 'ecuworks replace' and 'ecuworks retrofit' plan it)"
     if category is Category.FSC_DEPLOY:
-        return " (enabling codes are not planned yet)"
+        return " (enabling codes are planned by 'ecuworks enable', retrofit and replace)"
     return ""

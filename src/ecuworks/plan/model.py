@@ -7,9 +7,14 @@ fingerprint of the vehicle it was made for, so that it is never applied to a veh
 changed since (DESIGN.md).
 
 Trade names, kept as the category values: ``IdBackup`` (individual data backup),
+``HwInstall`` (hardware installed or swapped by the technician: a retrofit, a replacement),
 ``BlFlash`` (bootloader), ``SwDeploy`` (application software, gateway table, IBA data),
 ``CdDeploy`` (coding), ``FscDeploy`` (enabling codes), ``IdRestore`` (individual data
 restore); DOMAIN.md lists them in that execution order.
+
+Every job runs as a plan (:attr:`Plan.job`): ``program`` (the main job), ``code`` (VO
+coding), ``expert-coding`` (one parameter set by hand), ``enable`` (enabling codes),
+``retrofit`` and ``replace``; so each is journaled and resumable the same way.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from ecuworks.errors import ConfigError
 
 __all__ = [
     "CATEGORY_ORDER",
+    "JOBS",
     "SCHEMA",
     "Action",
     "Category",
@@ -33,13 +39,17 @@ __all__ = [
     "UnknownEcu",
 ]
 
-SCHEMA: Final = 1
+SCHEMA: Final = 2
+# Plans of schema 1 (before jobs, coding parameters and enabling codes) read as programming.
+_READABLE: Final = frozenset({1, SCHEMA})
+JOBS: Final = ("program", "code", "expert-coding", "enable", "retrofit", "replace")
 
 
 class Category(StrEnum):
     """TAL categories of one ECU's actions, by their trade names."""
 
     ID_BACKUP = "IdBackup"
+    HW_INSTALL = "HwInstall"
     BL_FLASH = "BlFlash"
     SW_DEPLOY = "SwDeploy"
     CD_DEPLOY = "CdDeploy"
@@ -66,6 +76,10 @@ class Action:
         reason: why, in a sentence a technician reads.
         bytes: bytes that cross the ECU's bus (the compressed size when compressed).
         seconds: estimated duration of the action alone.
+        parameters: expert coding (CdDeploy): only these parameters are written, name ->
+            value; empty for VO coding, which codes every parameter from the VO.
+        app_id: FscDeploy: the application whose enabling code is obtained and written;
+            None restores the codes the IdBackup of this ECU saved (a replacement).
     """
 
     ecu: int
@@ -76,6 +90,8 @@ class Action:
     replaces: str | None = None
     bytes: int = 0
     seconds: float = 0.0
+    parameters: Mapping[str, str] = field(default_factory=dict, hash=False)
+    app_id: int | None = None
 
     @property
     def flashes(self) -> bool:
@@ -84,8 +100,14 @@ class Action:
 
     @property
     def key(self) -> str:
-        """Stable identity within a plan, used by the journal: ``0x12/SwDeploy/SWFL-...``."""
-        return f"0x{self.ecu:02X}/{self.category}/{self.unit or '-'}"
+        """Stable identity within a plan, used by the journal: ``0x12/SwDeploy/SWFL-...``,
+        ``0x63/FscDeploy/app-0x0041``, ``0x63/CdDeploy/feature_3000``."""
+        what = self.unit
+        if self.app_id is not None:
+            what = f"app-0x{self.app_id:04X}"
+        elif self.parameters:
+            what = ",".join(sorted(self.parameters))
+        return f"0x{self.ecu:02X}/{self.category}/{what or '-'}"
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
@@ -98,6 +120,8 @@ class Action:
             "reason": self.reason,
             "bytes": self.bytes,
             "seconds": round(self.seconds, 3),
+            "parameters": dict(self.parameters),
+            "app_id": self.app_id,
         }
 
     @classmethod
@@ -123,7 +147,18 @@ class Action:
             reason=_str(obj, "reason", where),
             bytes=_int(obj, "bytes", where),
             seconds=_num(obj, "seconds", where),
+            parameters=_parameters(obj, where),
+            app_id=None if obj.get("app_id") is None else _int(obj, "app_id", where),
         )
+
+
+def _parameters(obj: dict[str, Any], where: str) -> dict[str, str]:
+    value = obj.get("parameters", {})
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ConfigError(f"{where}.parameters: an object of parameter names to values is needed")
+    return dict(value)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -245,6 +280,7 @@ class Plan:
         critical_path: what bounds the estimate, human-readable, first to last.
         filter: the filter the plan was made with, as given (JSON form).
         filtered: the actions the filter removed, each reason saying which rule did.
+        job: which job the plan is for, one of :data:`JOBS`.
     """
 
     vin: str
@@ -266,6 +302,7 @@ class Plan:
     critical_path: tuple[str, ...] = ()
     filter: Mapping[str, Any] = field(default_factory=dict)
     filtered: tuple[Action, ...] = ()
+    job: str = "program"
 
     def actions_of(self, ecu: int) -> list[Action]:
         """The actions on one ECU, in execution order."""
@@ -287,6 +324,7 @@ class Plan:
         """The ``plan --json`` object (DESIGN.md)."""
         return {
             "schema": SCHEMA,
+            "job": self.job,
             "vin": self.vin,
             "series": self.series,
             "vo": self.vo,
@@ -321,7 +359,7 @@ class Plan:
         """
         obj = _obj(data, where)
         schema = obj.get("schema")
-        if schema != SCHEMA:
+        if schema not in _READABLE:
             raise ConfigError(
                 f"{where}: plan schema {schema!r}, this version of ecuworks reads {SCHEMA}; "
                 "make the plan again with 'ecuworks plan'"
@@ -335,7 +373,11 @@ class Plan:
         path = obj.get("critical_path", [])
         if not isinstance(path, list):
             raise ConfigError(f"{where}.critical_path: a list is needed")
+        job = obj.get("job", "program")
+        if job not in JOBS:
+            raise ConfigError(f"{where}.job: one of {', '.join(JOBS)} is needed, got {job!r}")
         return cls(
+            job=job,
             vin=_str(obj, "vin", where),
             series=_str(obj, "series", where),
             vo=_opt_str(obj, "vo", where),

@@ -14,6 +14,7 @@ The TOML layout, in brief (``data/f-series.toml`` is a full example)::
     gateway_address = 0x10
     size_scale = 0.02               # applied to every region size below
     vci_firmware = "ICOM-NEXT 04.07.1"   # optional
+    fsc_public_key = "<64 hex digits>"   # optional: Ed25519 key whose FSCs the ECUs accept
 
     [ilevel]                        # current, last, shipment
     [battery]                       # volts, charger (both optional)
@@ -22,6 +23,7 @@ The TOML layout, in brief (``data/f-series.toml`` is a full example)::
 
     [[ecus]]                        # the fields of EcuProfile; secrets and data in hex
     coding = { 0x3000 = "01 04" }   # DID = hex bytes; individual_data alike
+    fsc = ["4653433157...", ...]    # optional: enabling code records installed, in hex
     [[ecus.regions]]                # class, address, size, unit
     size = "6 MiB"                  # real bytes: an integer, or a number and B/KiB/MiB/GiB
 
@@ -143,6 +145,11 @@ class _Table:
     def hex_bytes(self, key: str) -> bytes:
         """Bytes written as hex digits, spaces between bytes allowed."""
         return _hex(self.text(key), self.field(key))
+
+    def optional_hex_bytes(self, key: str) -> bytes | None:
+        """Bytes written as hex digits, or None when absent."""
+        value = self._get(key, _is(str), "hex bytes as a string", None)
+        return None if value is None else _hex(value, self.field(key))
 
     def size(self, key: str) -> int:
         """A size in bytes: an integer, or a string such as ``"256 KiB"``."""
@@ -301,6 +308,10 @@ def _ecu(table: _Table, scale: float) -> EcuProfile:
         "coding": table.did_map("coding"),
         "individual_data": table.did_map("individual_data"),
         "dtcs": tuple(table.integers("dtcs", [])),
+        "fsc": tuple(
+            _hex(record, f"{table.field('fsc')}[{i}]")
+            for i, record in enumerate(table.texts("fsc", []))
+        ),
     }
     table.finish()
     return _build(table.where, EcuProfile, **fields)
@@ -388,6 +399,7 @@ def _vehicle(top: _Table, size_scale: float | None) -> VehicleProfile:
         "battery_volts": volts,
         "charger": charger,
         "vci_firmware": top.text("vci_firmware", "ICOM-NEXT 04.07.1"),
+        "fsc_public_key": top.optional_hex_bytes("fsc_public_key"),
     }
     top.finish()
     return _build("", VehicleProfile, **fields)

@@ -8,7 +8,9 @@ point may return one) is held to the same rules as one read from TOML.
 Terms (DOMAIN.md): *SGBM-ID* names one unit (``SWFL-0000ABCD-001.002.003``); an ECU's *SVK*
 lists its units (hardware, bootloader, software, coding data); *CAFD* is coding data;
 *individual data* is what belongs to one car (keys, mileage, adaptations); the *I-level
-triple* (current, last, shipment) and the *vehicle order* (VO) are kept in the gateway.
+triple* (current, last, shipment) and the *vehicle order* (VO) are kept in the gateway; an
+*FSC* is an enabling code (:mod:`ecuworks.wire.fsc`), signed by the backend's issuer key,
+which the vehicle's ECUs trust (``fsc_public_key``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal, get_args
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from ecuworks.errors import ConfigError, ParseError
+from ecuworks.wire.fsc import Fsc
 from ecuworks.wire.ilevel import ILevel
 from ecuworks.wire.sgbm import ProcessClass, SgbmId
 from ecuworks.wire.uds import Did
@@ -89,6 +95,28 @@ def _did_map(values: Mapping[int, bytes], what: str) -> Mapping[int, bytes]:
         if not isinstance(data, bytes) or not data:
             raise ConfigError(f"{what}: DID 0x{did:04X} needs at least one byte of data")
     return MappingProxyType(dict(sorted(values.items())))
+
+
+_ED25519_KEY_LENGTH = 32
+
+
+def _fsc_record(record: bytes, what: str) -> Fsc:
+    """Decode one enabling code record; ConfigError naming ``what`` if it does not."""
+    if not isinstance(record, bytes):
+        raise ConfigError(f"{what}: expected bytes, got {type(record).__name__}")
+    try:
+        return Fsc.decode(record)
+    except ParseError as exc:
+        raise ConfigError(f"{what}: {exc}") from exc
+
+
+def _signed_by(code: Fsc, public_key: bytes) -> bool:
+    """Whether ``code``'s Ed25519 signature verifies with ``public_key``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(public_key).verify(code.signature, code.signed_bytes())
+    except InvalidSignature:
+        return False
+    return True
 
 
 def find_overlap(regions: Iterable[tuple[str, int, int]]) -> str | None:
@@ -214,6 +242,9 @@ class EcuProfile:
         coding: coding DIDs and their coded bytes (read-only).
         individual_data: per-vehicle DIDs: keys, mileage, adaptations (read-only).
         dtcs: 3-byte DTC codes stored at start.
+        fsc: enabling code records (93 bytes each) installed at the factory, at most one
+            per application id; the vehicle checks that they are for its VIN and signed
+            with its ``fsc_public_key``.
     """
 
     address: int
@@ -237,6 +268,7 @@ class EcuProfile:
     coding: Mapping[int, bytes] = field(hash=False)
     individual_data: Mapping[int, bytes] = field(hash=False)
     dtcs: tuple[int, ...] = ()
+    fsc: tuple[bytes, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 <= self.address <= 0xFF:
@@ -292,7 +324,25 @@ class EcuProfile:
                 raise ConfigError(f"dtcs: {dtc:#x} is not a 3-byte DTC")
         if len(set(self.dtcs)) != len(self.dtcs):
             raise ConfigError("dtcs: a DTC is listed twice")
+        self._check_fsc()
         self._check_svk()
+
+    def _check_fsc(self) -> None:
+        """Each record decodes; one per application."""
+        object.__setattr__(self, "fsc", tuple(self.fsc))
+        apps: set[int] = set()
+        for i, record in enumerate(self.fsc):
+            code = _fsc_record(record, f"fsc[{i}]")
+            if code.app_id in apps:
+                raise ConfigError(
+                    f"fsc[{i}]: a second code for application 0x{code.app_id:04X}; an ECU "
+                    "keeps one per application"
+                )
+            apps.add(code.app_id)
+
+    def fsc_codes(self) -> tuple[Fsc, ...]:
+        """Return :attr:`fsc` decoded."""
+        return tuple(Fsc.decode(record) for record in self.fsc)
 
     def _check_regions(self) -> None:
         """BTLD first and only once; no two regions overlap."""
@@ -382,6 +432,8 @@ class VehicleProfile:
         battery_volts: battery voltage at start.
         charger: whether a charger is connected at start.
         vci_firmware: the firmware version the simulated VCI reports.
+        fsc_public_key: the Ed25519 public key (32 bytes, raw) whose enabling codes the
+            vehicle's ECUs accept; None when they trust none (every code is invalid).
     """
 
     name: str
@@ -399,6 +451,7 @@ class VehicleProfile:
     battery_volts: float = 12.6
     charger: bool = False
     vci_firmware: str = "ICOM-NEXT 04.07.1"
+    fsc_public_key: bytes | None = None
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -428,6 +481,39 @@ class VehicleProfile:
         object.__setattr__(self, "buses", tuple(self.buses))
         object.__setattr__(self, "ecus", tuple(self.ecus))
         self._check_buses_and_ecus()
+        self._check_fsc()
+
+    def _check_fsc(self) -> None:
+        """The factory's enabling codes are ones the ECUs accept: this VIN, trusted key."""
+        key = self.fsc_public_key
+        if key is not None and (not isinstance(key, bytes) or len(key) != _ED25519_KEY_LENGTH):
+            got = f"{len(key)} bytes" if isinstance(key, bytes) else type(key).__name__
+            raise ConfigError(
+                f"fsc_public_key must be a raw Ed25519 public key of {_ED25519_KEY_LENGTH} "
+                f"bytes, got {got}"
+            )
+        if key is not None:
+            try:
+                Ed25519PublicKey.from_public_bytes(key)
+            except ValueError as exc:
+                raise ConfigError(f"fsc_public_key is no Ed25519 public key: {exc}") from exc
+        for ecu in self.ecus:
+            for i, code in enumerate(ecu.fsc_codes()):
+                where = f"{ecu.label}: fsc[{i}] (application 0x{code.app_id:04X})"
+                if key is None:
+                    raise ConfigError(
+                        f"{where}: the vehicle has no fsc_public_key to verify it; add the "
+                        "issuer's public key"
+                    )
+                if not _signed_by(code, key):
+                    raise ConfigError(
+                        f"{where}: its signature does not verify with fsc_public_key; issue "
+                        "it again with the matching private key"
+                    )
+                if code.vin != self.vin:
+                    raise ConfigError(
+                        f"{where}: issued for VIN {code.vin}, the vehicle is {self.vin}"
+                    )
 
     def _check_ilevels(self) -> None:
         """Each I-level parses, is of this series, and shipment <= last <= current."""

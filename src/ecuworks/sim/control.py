@@ -22,6 +22,8 @@ Routes::
     DELETE /faults                      {"cleared": n}
     DELETE /faults/{id}                 {"removed": id}, 404 if unknown
     POST   /ecus/{addr}/replace         blank ECU at addr (decimal or 0x-hex), 404 if none
+    POST   /ecus/{addr}/dtcs            {"dtcs": [0x5E2012, "0x801C20"], "status": 9} -> 201,
+                                        the ECU's fault memory; 404 if no ECU is there
     POST   /ecus                        install an ECU (an [[ecus]] table as JSON) -> 201
     GET    /vci                         firmware, VIN, battery volts, owner, lease left
     POST   /vci/reservation             {"owner", "lease_s"} -> 200, or 409 with the owner
@@ -44,11 +46,22 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ecuworks.embedded_http import RunningServer, serve_asgi
 from ecuworks.errors import ConfigError
 from ecuworks.sim.faults import MAX_VOLTS, Faults, parse_fault
+from ecuworks.sim.state import DEFAULT_DTC_STATUS, MAX_DTCS
 from ecuworks.sim.vci import MAX_LEASE_S, MAX_OWNER_LENGTH, Vci, VciBusy
 
-__all__ = ["ControlServer", "ControlTarget", "create_app", "parse_address", "serve_control"]
+__all__ = [
+    "ControlServer",
+    "ControlTarget",
+    "create_app",
+    "parse_address",
+    "parse_dtc",
+    "serve_control",
+]
 
 _ADDRESS: Final = re.compile(r"(?:0[xX][0-9a-fA-F]{1,2}|[0-9]{1,3})")
+# A DTC as text: hex, with or without 0x (``/state`` writes them as ``"5E2012"``). Up to 8
+# digits so that a code one digit too long is told "not 3 bytes", not "not hex".
+_DTC_TEXT: Final = re.compile(r"(?:0[xX])?[0-9a-fA-F]{1,8}")
 
 
 class ControlTarget(Protocol):
@@ -110,6 +123,19 @@ class ControlTarget(Protocol):
         """
         ...
 
+    def store_dtcs(self, address: int, codes: list[int], status: int) -> dict[str, Any]:
+        """Store faults in one ECU's fault memory, as if it had detected them.
+
+        Returns:
+            ``{"address", "name", "dtcs", "dtc_status"}``, the last two as ``/state``
+            shows them.
+
+        Raises:
+            KeyError: no ECU has that address (answered 404).
+            ConfigError: a code or the status cannot be stored (answered 422).
+        """
+        ...
+
 
 # --- request bodies (pydantic at the HTTP edge only, STYLE.md) --------------------------
 
@@ -136,6 +162,13 @@ class ReleaseRequest(_Strict):
     """``DELETE /vci/reservation``."""
 
     owner: str = Field(min_length=1, max_length=MAX_OWNER_LENGTH)
+
+
+class DtcRequest(_Strict):
+    """``POST /ecus/{addr}/dtcs``: codes as integers or hex text, one status for them all."""
+
+    dtcs: list[int | str] = Field(min_length=1, max_length=MAX_DTCS)
+    status: int = Field(default=DEFAULT_DTC_STATUS, ge=1, le=0xFF)
 
 
 # --- errors as JSON ------------------------------------------------------------------------
@@ -199,6 +232,24 @@ def parse_address(text: str) -> int:
             f"ECU address {text!r} is not a 1-byte address: write it decimal (18) or hex (0x12)"
         )
     return address
+
+
+def parse_dtc(value: int | str) -> int:
+    """A DTC from a request: an integer, or hex text with or without ``0x``.
+
+    The range (3 bytes) is the ECU's to check.
+
+    Raises:
+        ConfigError: text that is not hex.
+    """
+    if isinstance(value, int):
+        return value
+    if not _DTC_TEXT.fullmatch(value):
+        raise ConfigError(
+            f"DTC {value!r} is not a fault code: give a number or hex text such as "
+            '"0x5E2012" or "5E2012"'
+        )
+    return int(value, 16)
 
 
 # --- the app ------------------------------------------------------------------------------
@@ -267,6 +318,17 @@ def create_app(
         address = parse_address(addr)
         try:
             return vehicle.replace_ecu(address)
+        except KeyError:
+            return _error(
+                404, f"the vehicle has no ECU at 0x{address:02X}; GET /state lists its ECUs"
+            )
+
+    @app.post("/ecus/{addr}/dtcs", status_code=201, response_model=None)
+    async def store_dtcs(addr: str, body: DtcRequest) -> dict[str, Any] | JSONResponse:
+        address = parse_address(addr)
+        codes = [parse_dtc(value) for value in body.dtcs]
+        try:
+            return vehicle.store_dtcs(address, codes, body.status)
         except KeyError:
             return _error(
                 404, f"the vehicle has no ECU at 0x{address:02X}; GET /state lists its ECUs"

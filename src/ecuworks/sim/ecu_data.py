@@ -9,7 +9,9 @@ Which DIDs an ECU has:
   and on the central gateway F1A0 the I-level triple (42 bytes,
   :class:`~ecuworks.wire.ilevel.ILevelTriple`), F1A1 the vehicle order (ASCII,
   :class:`~ecuworks.wire.vo.VehicleOrder`); 37FE the CAFDs the ECU is coded with (SVK
-  encoding) on every ECU that has coding.
+  encoding) on every ECU that has coding; on every ECU 1041 the accepted enabling codes
+  (FSC records, 93 bytes each, back to back; empty if none) and 1042 the status of each
+  application written or installed (:func:`ecuworks.wire.fsc.encode_status`).
 
 Writes (0x2E): coding DIDs in the coding session (0x41) only; individual data in the
 extended (0x03) or coding session; the gateway's F1A0 and F1A1 in a non-default session
@@ -18,6 +20,11 @@ SVK (coding is what installs a CAFD: it is never flashed). A record must keep it
 length; F1A0 and F1A1 must decode. A DID that cannot be written in the active session is
 NRC 0x31 requestOutOfRange (ISO 14229-1 WriteDataByIdentifier: a DID not supported in the
 active session).
+
+An enabling code (2E 1041, one record) is written where individual data is: in the
+extended or coding session. A record that does not decode is NRC 0x13; any other is
+answered positively and judged (:func:`ecuworks.sim.fsc.judge`): accepted and stored,
+rejected (another VIN) or invalid (signature); DID 1042 tells which.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ from collections.abc import Callable
 
 from ecuworks.errors import ParseError
 from ecuworks.sim.ecu_base import Refusal
+from ecuworks.sim.fsc import judge
 from ecuworks.sim.state import EcuState, VehicleState
+from ecuworks.wire.fsc import FscStatusEntry, encode_status
 from ecuworks.wire.ilevel import ILevel, ILevelTriple
 from ecuworks.wire.sgbm import ProcessClass, SgbmId, encode_svk, parse_svk
 from ecuworks.wire.uds import Did, Nrc, Session
@@ -79,8 +88,20 @@ def _read_one(ecu: EcuState, vehicle: VehicleState, did: int) -> bytes | None:
                 return store[did]
         if ecu.coding:
             readers[Did.CODING_CAFD] = lambda: encode_svk(SgbmId.parse(c) for c in ecu.cafd)
+        readers[Did.FSC_RECORDS] = lambda: b"".join(
+            ecu.fsc_records[app] for app in sorted(ecu.fsc_records)
+        )
+        readers[Did.FSC_STATUS] = lambda: _fsc_status_record(ecu)
     reader = readers.get(did)
     return None if reader is None else reader()
+
+
+def _fsc_status_record(ecu: EcuState) -> bytes:
+    """Return DID 1042: each application's upgrade index and status, by application id."""
+    return encode_status(
+        FscStatusEntry(app_id=app, upgrade_index=index, status=status)
+        for app, (index, status) in sorted(ecu.fsc_status.items())
+    )
 
 
 def _ilevel_record(vehicle: VehicleState) -> bytes:
@@ -140,15 +161,9 @@ def write_data(ecu: EcuState, vehicle: VehicleState, request: bytes, *, unlocked
             raise Refusal(Nrc.SECURITY_ACCESS_DENIED)
         _write_gateway(vehicle, did, record)
     elif did == Did.CODING_CAFD and ecu.coding:
-        if ecu.session not in _CODING_SESSIONS:
-            raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "not writable in this session")
-        try:
-            units = parse_svk(record)
-        except ParseError as exc:
-            raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, str(exc)) from exc
-        if not units or any(u.process_class != ProcessClass.CAFD for u in units):
-            raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "37FE takes CAFD SGBM-IDs only")
-        ecu.cafd = [str(u) for u in units]
+        _write_cafd(ecu, record)
+    elif did == Did.FSC_RECORDS:
+        _write_fsc(ecu, vehicle, record)
     elif did in ecu.coding or did in ecu.individual_data:
         store = ecu.coding if did in ecu.coding else ecu.individual_data
         sessions = _CODING_SESSIONS if store is ecu.coding else _INDIVIDUAL_SESSIONS
@@ -160,6 +175,30 @@ def write_data(ecu: EcuState, vehicle: VehicleState, request: bytes, *, unlocked
     else:
         raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, f"DID 0x{did:04X} is not writable")
     return bytes((0x6E,)) + request[1:3]
+
+
+def _write_cafd(ecu: EcuState, record: bytes) -> None:
+    """Put the CAFDs of DID 37FE into the SVK (coding session only)."""
+    if ecu.session not in _CODING_SESSIONS:
+        raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "not writable in this session")
+    try:
+        units = parse_svk(record)
+    except ParseError as exc:
+        raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, str(exc)) from exc
+    if not units or any(u.process_class != ProcessClass.CAFD for u in units):
+        raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "37FE takes CAFD SGBM-IDs only")
+    ecu.cafd = [str(u) for u in units]
+
+
+def _write_fsc(ecu: EcuState, vehicle: VehicleState, record: bytes) -> None:
+    """Judge an enabling code and keep the verdict; store the code if accepted."""
+    if ecu.session not in _INDIVIDUAL_SESSIONS:
+        raise Refusal(Nrc.REQUEST_OUT_OF_RANGE, "not writable in this session")
+    try:
+        code, status = judge(record, public_key=vehicle.fsc_public_key, vin=vehicle.vin)
+    except ParseError as exc:
+        raise Refusal(Nrc.INCORRECT_MESSAGE_LENGTH_OR_INVALID_FORMAT, str(exc)) from exc
+    ecu.take_fsc(code, status)
 
 
 def _write_gateway(vehicle: VehicleState, did: int, record: bytes) -> None:

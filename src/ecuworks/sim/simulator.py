@@ -294,6 +294,21 @@ class Simulator:
         self._save_now()
         return ecu.to_json()
 
+    def store_dtcs(self, address: int, codes: list[int], status: int) -> dict[str, Any]:
+        """Store faults in an ECU's fault memory (the control API's DTC injection)."""
+        ecu = self.state.ecus.get(address)
+        if ecu is None:
+            raise KeyError(f"no ECU at 0x{address:02X}")
+        ecu.store_dtcs(codes, status)
+        self._save_now()
+        shown = ecu.to_json()
+        return {
+            "address": ecu.address,
+            "name": ecu.name,
+            "dtcs": shown["dtcs"],
+            "dtc_status": shown["dtc_status"],
+        }
+
     def install_ecu(self, definition: Mapping[str, Any]) -> dict[str, Any]:
         """Install a new ECU (a retrofit) from a ``[[ecus]]``-shaped definition."""
         profile = parse_ecu(definition, size_scale=self.profile.size_scale, source="POST /ecus")

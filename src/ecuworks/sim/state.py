@@ -13,6 +13,10 @@ needs to come back identical (docs/adr/0003): the vehicle's ``name``, ``energy_m
 ``options`` are a view); and per ECU ``variant``, ``hardware``, ``session``, ``regions``
 (with each region's ``unit`` and ``valid``), ``cafd``, ``individual_data``,
 ``programming_counter_max``, ``application_valid``, ``dtc_status`` and ``timing``.
+Enabling codes: per ECU ``fsc``, the status of every application written or installed
+(``{"app_id": 65, "upgrade_index": 1, "status": "accepted"}``), and ``fsc_records``, the
+accepted records it stores (hex); the vehicle's ``fsc_public_key`` (hex, or null), the
+issuer key its ECUs trust. All three are optional when loading (older state files).
 ``svk`` and ``flash_regions`` are derived and ignored by :meth:`VehicleState.from_json`.
 
 JSON encodings: addresses and sizes are integers; DIDs are 4 upper-case hex digits
@@ -26,12 +30,14 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from ecuworks.errors import ConfigError, ParseError
+from ecuworks.sim.fsc import judge
+from ecuworks.wire.fsc import Fsc, FscStatus, FscStatusEntry
 from ecuworks.wire.sgbm import SgbmId
 from ecuworks.wire.vo import VehicleOrder
 
@@ -40,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DTC_STATUS",
+    "MAX_DTCS",
     "MODES",
     "Battery",
     "EcuState",
@@ -54,6 +61,9 @@ MODES: tuple[Mode, ...] = ("application", "bootloader", "bricked", "off")
 # Status of a DTC stored at the factory: testFailed (bit 0) | confirmedDTC (bit 3), the
 # statusOfDTC bits of ISO 14229-1 ReadDTCInformation.
 DEFAULT_DTC_STATUS = 0x09
+# Most DTCs one ECU stores: its whole report (3 + 4 bytes per DTC) still fits one classic
+# ISO-TP message (4095 bytes, ISO 15765-2), so every transport can carry it.
+MAX_DTCS = 1000
 
 _DEFAULT_SESSION = 0x01
 _BTLD = "BTLD"
@@ -135,6 +145,9 @@ class EcuState:
         boot_ms: time from reset until it answers again.
         isotp_stmin_ms: STmin it sends in ISO-TP flow control (CAN ECUs).
         isotp_block_size: block size it sends in ISO-TP flow control (CAN ECUs).
+        fsc_records: the accepted enabling code records it stores, by application id.
+        fsc_status: per application id, the upgrade index and verdict of the latest code
+            written (or installed at the factory).
     """
 
     address: int
@@ -160,6 +173,8 @@ class EcuState:
     boot_ms: float = 0.0
     isotp_stmin_ms: float = 0.0
     isotp_block_size: int = 0
+    fsc_records: dict[int, bytes] = field(default_factory=dict)
+    fsc_status: dict[int, tuple[int, FscStatus]] = field(default_factory=dict)
 
     @classmethod
     def from_profile(cls, profile: EcuProfile) -> EcuState:
@@ -224,12 +239,65 @@ class EcuState:
         """Whether every region holds a complete, verified unit."""
         return all(r.valid for r in self.regions)
 
+    def take_fsc(self, code: Fsc, status: FscStatus) -> None:
+        """Record the verdict on a code written; store it if accepted.
+
+        The latest code of an application sets its status; an accepted one replaces the
+        stored record of that application, a refused one leaves it as it was.
+        """
+        self.fsc_status[code.app_id] = (code.upgrade_index, status)
+        if status is FscStatus.ACCEPTED:
+            self.fsc_records[code.app_id] = code.encode()
+
+    def install_fscs(self, records: Sequence[bytes], *, public_key: bytes | None, vin: str) -> None:
+        """Take the factory's codes, judged as if written (see :func:`ecuworks.sim.fsc.judge`).
+
+        Raises:
+            ConfigError: a record is no FSC record.
+        """
+        for record in records:
+            try:
+                code, status = judge(record, public_key=public_key, vin=vin)
+            except ParseError as exc:
+                raise ConfigError(f"{self.name} (0x{self.address:02X}): fsc: {exc}") from exc
+            self.take_fsc(code, status)
+
     def region_at(self, address: int) -> RegionState | None:
         """Return the region starting at ``address``, or None."""
         for region in self.regions:
             if region.address == address:
                 return region
         return None
+
+    def store_dtcs(self, codes: Sequence[int], status: int = DEFAULT_DTC_STATUS) -> None:
+        """Store faults in the fault memory, as if the ECU had detected them.
+
+        A code already stored takes the new status; new codes are appended in order.
+
+        Raises:
+            ConfigError: a code is not a 3-byte DTC or is 0x000000 (the padding some ECUs
+                send, which a tester drops), the status is not 1-255 (status 0 is never
+                reported: no status mask matches it), or the memory would exceed
+                :data:`MAX_DTCS`. Nothing is stored then.
+        """
+        for code in codes:
+            if not 0 < code <= 0xFF_FFFF:
+                raise ConfigError(
+                    f"DTC {code:#x} is not a 3-byte fault code: give 0x000001-0xFFFFFF"
+                )
+        if not 0 < status <= 0xFF:
+            raise ConfigError(
+                f"DTC status {status} is not 1-255: status 0 matches no status mask, so no "
+                "tester would see the fault"
+            )
+        stored = dict(self.dtcs)
+        stored.update(dict.fromkeys(codes, status))
+        if len(stored) > MAX_DTCS:
+            raise ConfigError(
+                f"{self.name} would hold {len(stored)} DTCs; its fault memory keeps at most "
+                f"{MAX_DTCS}"
+            )
+        self.dtcs[:] = list(stored.items())
 
     def blank(self) -> EcuState:
         """Return a new part of the same type, as it comes out of the box.
@@ -321,6 +389,11 @@ class EcuState:
                 "isotp_stmin_ms": self.isotp_stmin_ms,
                 "isotp_block_size": self.isotp_block_size,
             },
+            "fsc": [
+                {"app_id": app, "upgrade_index": index, "status": status.name.lower()}
+                for app, (index, status) in sorted(self.fsc_status.items())
+            ],
+            "fsc_records": [self.fsc_records[app].hex() for app in sorted(self.fsc_records)],
         }
 
     @classmethod
@@ -376,6 +449,8 @@ class EcuState:
                 boot_ms=_float(timing["boot_ms"]),
                 isotp_stmin_ms=_float(timing["isotp_stmin_ms"]),
                 isotp_block_size=_int(timing["isotp_block_size"]),
+                fsc_records=_fsc_records_from_json(data.get("fsc_records", [])),
+                fsc_status=_fsc_status_from_json(data.get("fsc", [])),
             )
         except KeyError as exc:
             raise ConfigError(f"{where}: missing field {exc}") from None
@@ -399,6 +474,8 @@ class VehicleState:
         battery: the 12 V battery.
         gateway_address: diagnostic address of the central gateway.
         ecus: ECUs by diagnostic address.
+        fsc_public_key: the Ed25519 public key whose enabling codes the ECUs accept, or
+            None (they accept none).
     """
 
     name: str
@@ -412,11 +489,12 @@ class VehicleState:
     energy_mode: str = "normal"
     gateway_address: int = 0x10
     ecus: dict[int, EcuState] = field(default_factory=dict)
+    fsc_public_key: bytes | None = None
 
     @classmethod
     def from_profile(cls, profile: VehicleProfile) -> VehicleState:
         """Return the vehicle as it left the factory."""
-        return cls(
+        vehicle = cls(
             name=profile.name,
             series=profile.series,
             vin=profile.vin,
@@ -428,7 +506,13 @@ class VehicleState:
             energy_mode="normal",
             gateway_address=profile.gateway_address,
             ecus={ecu.address: EcuState.from_profile(ecu) for ecu in profile.ecus},
+            fsc_public_key=profile.fsc_public_key,
         )
+        for ecu in profile.ecus:
+            vehicle.ecus[ecu.address].install_fscs(
+                ecu.fsc, public_key=vehicle.fsc_public_key, vin=vehicle.vin
+            )
+        return vehicle
 
     @property
     def gateway(self) -> EcuState | None:
@@ -455,6 +539,8 @@ class VehicleState:
         ecu = EcuState.from_profile(profile)
         if blank:
             ecu = ecu.blank()
+        else:
+            ecu.install_fscs(profile.fsc, public_key=self.fsc_public_key, vin=self.vin)
         self.ecus[ecu.address] = ecu
         return ecu
 
@@ -488,6 +574,7 @@ class VehicleState:
             "name": self.name,
             "energy_mode": self.energy_mode,
             "gateway_address": self.gateway_address,
+            "fsc_public_key": None if self.fsc_public_key is None else self.fsc_public_key.hex(),
         }
 
     @classmethod
@@ -516,6 +603,7 @@ class VehicleState:
                 energy_mode=_str(data["energy_mode"]),
                 gateway_address=_int(data["gateway_address"]),
                 ecus={e.address: e for e in ecus},
+                fsc_public_key=_optional_hex(data.get("fsc_public_key")),
             )
         except KeyError as exc:
             raise ConfigError(f"vehicle state: missing field {exc}") from None
@@ -616,6 +704,37 @@ def _records_to_json(records: Mapping[int, bytes]) -> dict[str, str]:
 def _records_from_json(data: Any) -> dict[int, bytes]:
     """Inverse of :func:`_records_to_json`."""
     return {_hex_int(did, 4): bytes.fromhex(_str(value)) for did, value in _dict(data).items()}
+
+
+def _fsc_records_from_json(data: Any) -> dict[int, bytes]:
+    """Inverse of the ``fsc_records`` list: each record must decode."""
+    records = {}
+    for text in _list(data):
+        code = Fsc.decode(bytes.fromhex(_str(text)))
+        records[code.app_id] = code.encode()
+    return records
+
+
+def _fsc_status_from_json(data: Any) -> dict[int, tuple[int, FscStatus]]:
+    """Inverse of the ``fsc`` list: ``{"app_id", "upgrade_index", "status"}`` entries."""
+    statuses = {}
+    for entry in _list(data):
+        name = _str(entry["status"])
+        if name.upper() not in FscStatus.__members__ or name != name.lower():
+            known = ", ".join(s.name.lower() for s in FscStatus)
+            raise ValueError(f"FSC status must be one of {known}, got {name!r}")
+        checked = FscStatusEntry(
+            app_id=_int(entry["app_id"]),
+            upgrade_index=_int(entry["upgrade_index"]),
+            status=FscStatus[name.upper()],
+        )
+        statuses[checked.app_id] = (checked.upgrade_index, checked.status)
+    return statuses
+
+
+def _optional_hex(value: Any) -> bytes | None:
+    """Hex text, or None for null or absent."""
+    return None if value is None else bytes.fromhex(_str(value))
 
 
 def _hex_int(text: Any, digits: int) -> int:

@@ -54,6 +54,7 @@ __all__ = [
     "Identification",
     "find_gateway",
     "identify",
+    "probe_ecu",
 ]
 
 SCHEMA: Final = 1
@@ -353,6 +354,17 @@ async def _read_svk(
     except (LinkTimeout, TransportNack):
         return None
     return _svk_of(answer)
+
+
+async def probe_ecu(
+    link: Link, address: int, *, timeout: float = 1.0
+) -> tuple[EcuMode, tuple[SgbmId, ...]]:
+    """One ECU's mode and SVK now (a part being installed, a swap detected)."""
+    mode = await _mode_of(link, address, Timing(p2=timeout))
+    if mode is EcuMode.NOT_ANSWERING:
+        return mode, ()
+    found = await _read_svk(link, address, timeout)
+    return mode, () if found is None else found[0]
 
 
 async def _mode_of(link: Link, address: int, timing: Timing) -> EcuMode:

@@ -320,6 +320,10 @@ class Did(IntEnum):
     # The CAFDs an ECU is coded with (SVK encoding, 8 bytes per SGBM-ID): written last in
     # the coding session, it puts the new CAFD into the ECU's SVK (this project's choice).
     CODING_CAFD = 0x37FE
+    # Enabling codes (ecuworks.wire.fsc): read every accepted record / write one record;
+    # and the ECU's status per application (read only).
+    FSC_RECORDS = 0x1041
+    FSC_STATUS = 0x1042
 
 
 class Routine(IntEnum):

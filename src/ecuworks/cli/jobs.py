@@ -1,0 +1,223 @@
+"""``ecuworks enable APP``, ``retrofit OPTION`` and ``replace ECU``: the jobs around a part.
+
+Each makes a plan (:mod:`ecuworks.plan.jobs`) and runs it like ``program`` does, so it is
+journaled and ``ecuworks resume`` finishes it after a crash. Where the technician has a
+hardware step, the command says what to do and waits for the part to answer (bounded by
+``--wait``). Enabling codes come from the backend's issuer, called in-process with the demo
+key until the backend's HTTP service exists (issue 8); ``enable --fsc-file`` writes a code
+received otherwise, and the ECU's verdict on it is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ecuworks.cli.common import EXIT_FAILED, EXIT_USAGE, errors, fail, home
+from ecuworks.cli.pdata import load_pdata
+from ecuworks.cli.program import (
+    AsJson,
+    Owner,
+    TesterPresent,
+    Vci,
+    VciAdminUrl,
+    Yes,
+    confirm,
+    finish,
+    run_guarded,
+    run_options,
+)
+from ecuworks.cli.progress_view import ProgressView
+from ecuworks.execute.runner import RunOptions
+from ecuworks.execute.session import apply_plan, identify_vehicle, plan_job
+from ecuworks.pdata.catalog import Catalog
+from ecuworks.pdata.source import PData
+from ecuworks.plan.jobs import build_enable_plan, build_replace_plan, build_retrofit_plan
+from ecuworks.plan.model import Plan
+from ecuworks.plan.render import render_plan
+from ecuworks.transport.url import open_link
+from ecuworks.vehicle.identify import EcuMode, Identification, probe_ecu
+
+__all__ = ["enable_command", "replace_command", "retrofit_command"]
+
+Wait = Annotated[float, typer.Option(help="Seconds to wait for the technician's hardware step.")]
+
+
+def _number(text: str, what: str) -> int:
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise fail(f"{what} must be a number like 0x0041 or 65, got {text!r}", EXIT_USAGE) from None
+
+
+def _run(  # noqa: PLR0917 -- the job commands' shared tail, one call per command
+    ctx: typer.Context,
+    vci: str,
+    plan_build: Callable[[Identification, Catalog], Plan],
+    options: RunOptions,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Plan with ``plan_build``, show, confirm, execute, report."""
+    pdata = load_pdata(ctx)
+    planned = run_guarded(plan_job(vci, pdata, plan_build))
+    plan = planned.plan
+    if not as_json:
+        render_plan(plan)
+    confirm(f"Run the {plan.job} plan on {plan.vin} ({len(plan.actions)} action(s))?", yes)
+    with ProgressView(plan, quiet=as_json) as view:
+        report = run_guarded(
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        )
+    finish(report, plan, as_json)
+
+
+def enable_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    app: Annotated[str, typer.Argument(help="Application id, e.g. 0x0041.")],
+    vci: Vci,
+    fsc_file: Annotated[
+        Path | None,
+        typer.Option(help="Write this enabling code (a 93-byte record) instead of obtaining one."),
+    ] = None,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    tester_present: TesterPresent = 1.5,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
+) -> None:
+    """Obtain an enabling code (FSC) for an application, write it and check the ECU's verdict."""
+    app_id = _number(app, "APP")
+    options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
+    if fsc_file is not None:
+        try:
+            record = fsc_file.read_bytes()
+        except OSError as error:
+            raise fail(f"cannot read {fsc_file}: {error.strerror}", EXIT_USAGE) from error
+        options = replace(options, fsc_source=lambda _vin, _app, _index: record)
+    _run(
+        ctx,
+        vci,
+        lambda ident, catalog: build_enable_plan(ident, catalog, apps=[app_id]),
+        options,
+        yes,
+        as_json,
+    )
+
+
+def replace_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    ecu: Annotated[str, typer.Argument(help="The ECU to replace: its name or address.")],
+    vci: Vci,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    wait: Wait = 900.0,
+    tester_present: TesterPresent = 1.5,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
+) -> None:
+    """Back up an ECU, guide its swap, program and code the new part, restore its data."""
+    options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
+    options = replace(options, hardware_wait_s=wait)
+    pdata = load_pdata(ctx)
+    address = _address(vci, pdata, ecu)
+    _run(
+        ctx,
+        vci,
+        lambda ident, catalog: build_replace_plan(ident, catalog, ecu=address),
+        options,
+        yes,
+        as_json,
+    )
+
+
+def _address(vci: str, pdata: PData, ecu: str) -> int:
+    """An ECU's address from its name or number, in the connected vehicle's series."""
+    try:
+        return int(ecu, 0)
+    except ValueError:
+        pass
+
+    async def series() -> str:
+        async with open_link(vci) as link:
+            ident = await identify_vehicle(link, pdata)
+        return ident.ilevel.current.series if ident.ilevel else ""
+
+    name = run_guarded(series())
+    info = next((e for e in pdata.catalog.catalog(name).ecus if e.name == ecu.upper()), None)
+    if info is None:
+        names = ", ".join(e.name for e in pdata.catalog.catalog(name).ecus)
+        raise fail(f"series {name} has no ECU named {ecu!r} (has: {names})", EXIT_USAGE)
+    return info.address
+
+
+def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    option: Annotated[str, typer.Argument(help="The option code to retrofit, e.g. $610.")],
+    vci: Vci,
+    yes: Yes = False,
+    as_json: AsJson = False,
+    wait: Wait = 900.0,
+    tester_present: TesterPresent = 1.5,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
+) -> None:
+    """Guide a retrofit: install the part, then program, code and enable what it touches."""
+    options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
+    pdata = load_pdata(ctx)
+    code = option if option.startswith("$") else f"${option}"
+    checked = run_guarded(_check_retrofit(vci, pdata, code))
+    confirm(f"Retrofit {code} on {checked}?", yes)
+    run_guarded(_await_parts(vci, pdata, code, wait))
+    _run(
+        ctx,
+        vci,
+        lambda ident, catalog: build_retrofit_plan(ident, catalog, option=code),
+        options,
+        yes=True,  # confirmed above, before the hardware step
+        as_json=as_json,
+    )
+
+
+async def _check_retrofit(vci: str, pdata: PData, option: str) -> str:
+    """The retrofit exists for this car and is not done yet; returns the VIN and name."""
+    async with open_link(vci) as link:
+        ident = await identify_vehicle(link, pdata)
+    if ident.ilevel is None or ident.vo is None:
+        raise fail("the gateway gave no I-level or vehicle order; identify again", EXIT_FAILED)
+    retrofit = pdata.catalog.retrofit(ident.ilevel.current.series, option)
+    if ident.vo.has(option):
+        raise fail(f"the vehicle order has {option} already: nothing to retrofit", EXIT_USAGE)
+    return f"{ident.vin} ({retrofit.name})"
+
+
+async def _await_parts(vci: str, pdata: PData, option: str, wait: float) -> None:
+    """Tell the technician what to install, then wait until every part answers."""
+    async with open_link(vci) as link:
+        ident = await identify_vehicle(link, pdata)
+        assert ident.ilevel is not None
+        retrofit = pdata.catalog.retrofit(ident.ilevel.current.series, option)
+        for table in retrofit.install:
+            address = int(table["address"])
+            errors.print(
+                f"Install the {table['name']} for {retrofit.name} (address 0x{address:02X}, "
+                f"bus {table.get('bus', '?')}) now; waiting up to {wait:.0f} s for it to answer",
+                highlight=False,
+            )
+            deadline = time.monotonic() + wait
+            while (await probe_ecu(link, address))[0] is EcuMode.NOT_ANSWERING:
+                if time.monotonic() >= deadline:
+                    raise fail(
+                        f"the {table['name']} did not answer at 0x{address:02X} within "
+                        f"{wait:.0f} s: check its connector and supply, then run the retrofit "
+                        "again. Nothing was written.",
+                        EXIT_FAILED,
+                    )
+                await asyncio.sleep(0.5)  # a technician's pace; bounded by the deadline
+            errors.print(f"{table['name']} answers at 0x{address:02X}", highlight=False)
