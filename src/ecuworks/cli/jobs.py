@@ -19,6 +19,7 @@ from typing import Annotated
 
 import typer
 
+from ecuworks.cli.coding import resolve_ecu
 from ecuworks.cli.common import EXIT_FAILED, EXIT_USAGE, errors, fail, home
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.cli.program import (
@@ -37,6 +38,7 @@ from ecuworks.cli.progress_view import ProgressView
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import apply_plan, identify_vehicle, plan_job
 from ecuworks.pdata.catalog import Catalog
+from ecuworks.pdata.model import Retrofit
 from ecuworks.pdata.source import PData
 from ecuworks.plan.jobs import build_enable_plan, build_replace_plan, build_retrofit_plan
 from ecuworks.plan.model import Plan
@@ -125,36 +127,14 @@ def replace_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     """Back up an ECU, guide its swap, program and code the new part, restore its data."""
     options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
     options = replace(options, hardware_wait_s=wait)
-    pdata = load_pdata(ctx)
-    address = _address(vci, pdata, ecu)
-    _run(
-        ctx,
-        vci,
-        lambda ident, catalog: build_replace_plan(ident, catalog, ecu=address),
-        options,
-        yes,
-        as_json,
-    )
 
+    def build(ident: Identification, catalog: Catalog) -> Plan:
+        # The name is resolved in the series just identified: no identification of its own.
+        series = ident.ilevel.current.series if ident.ilevel else ""
+        address = resolve_ecu(catalog, series, ecu).address
+        return build_replace_plan(ident, catalog, ecu=address)
 
-def _address(vci: str, pdata: PData, ecu: str) -> int:
-    """An ECU's address from its name or number, in the connected vehicle's series."""
-    try:
-        return int(ecu, 0)
-    except ValueError:
-        pass
-
-    async def series() -> str:
-        async with open_link(vci) as link:
-            ident = await identify_vehicle(link, pdata)
-        return ident.ilevel.current.series if ident.ilevel else ""
-
-    name = run_guarded(series())
-    info = next((e for e in pdata.catalog.catalog(name).ecus if e.name == ecu.upper()), None)
-    if info is None:
-        names = ", ".join(e.name for e in pdata.catalog.catalog(name).ecus)
-        raise fail(f"series {name} has no ECU named {ecu!r} (has: {names})", EXIT_USAGE)
-    return info.address
+    _run(ctx, vci, build, options, yes, as_json)
 
 
 def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
@@ -172,9 +152,9 @@ def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
     pdata = load_pdata(ctx)
     code = option if option.startswith("$") else f"${option}"
-    checked = run_guarded(_check_retrofit(vci, pdata, code))
-    confirm(f"Retrofit {code} on {checked}?", yes)
-    run_guarded(_await_parts(vci, pdata, code, wait))
+    vin, retrofit = run_guarded(_check_retrofit(vci, pdata, code))
+    confirm(f"Retrofit {code} ({retrofit.name}) on {vin}?", yes)
+    run_guarded(_await_parts(vci, retrofit, wait))
     _run(
         ctx,
         vci,
@@ -185,8 +165,8 @@ def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     )
 
 
-async def _check_retrofit(vci: str, pdata: PData, option: str) -> str:
-    """The retrofit exists for this car and is not done yet; returns the VIN and name."""
+async def _check_retrofit(vci: str, pdata: PData, option: str) -> tuple[str, Retrofit]:
+    """The retrofit exists for this car and is not done yet: the VIN and the retrofit."""
     async with open_link(vci) as link:
         ident = await identify_vehicle(link, pdata)
     if ident.ilevel is None or ident.vo is None:
@@ -194,15 +174,12 @@ async def _check_retrofit(vci: str, pdata: PData, option: str) -> str:
     retrofit = pdata.catalog.retrofit(ident.ilevel.current.series, option)
     if ident.vo.has(option):
         raise fail(f"the vehicle order has {option} already: nothing to retrofit", EXIT_USAGE)
-    return f"{ident.vin} ({retrofit.name})"
+    return ident.vin, retrofit
 
 
-async def _await_parts(vci: str, pdata: PData, option: str, wait: float) -> None:
+async def _await_parts(vci: str, retrofit: Retrofit, wait: float) -> None:
     """Tell the technician what to install, then wait until every part answers."""
     async with open_link(vci) as link:
-        ident = await identify_vehicle(link, pdata)
-        assert ident.ilevel is not None
-        retrofit = pdata.catalog.retrofit(ident.ilevel.current.series, option)
         for table in retrofit.install:
             address = int(table["address"])
             errors.print(

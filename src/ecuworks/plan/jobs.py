@@ -90,6 +90,18 @@ def _as_is(vehicle: Vehicle, ecu: EcuState, info: EcuInfo, actions: list[Action]
     return EcuPlan(info=info, bus=bus, target=list(ecu.svk), actions=actions, units={})
 
 
+def _part_action(info: EcuInfo, category: Category, reason: str, seconds: float) -> Action:
+    """An action that moves no unit: a backup, a hardware step, a code, a restore."""
+    return Action(
+        ecu=info.address,
+        ecu_name=info.name,
+        category=category,
+        unit=None,
+        reason=reason,
+        seconds=seconds,
+    )
+
+
 def _coding_action(info: EcuInfo, ecu: EcuState, reason: str) -> Action:
     cafd = next((str(u) for u in ecu.svk if u.process_class is ProcessClass.CAFD), None)
     return Action(
@@ -214,18 +226,13 @@ def _fsc_actions(catalog: Catalog, series: str, apps: Sequence[int]) -> list[Act
                 f"P-Data of series {series} has no enabling application 0x{app_id:04X} "
                 f"(has: {listed or 'none'})"
             )
-        actions.append(
-            Action(
-                ecu=app.address,
-                ecu_name=_info(catalog, series, app.address).name,
-                category=Category.FSC_DEPLOY,
-                unit=None,
-                app_id=app.app_id,
-                reason=f"enabling code for {app.name} (0x{app.app_id:04X}), upgrade index "
-                f"{app.upgrade_index}",
-                seconds=_FSC_S,
-            )
+        reason = (
+            f"enabling code for {app.name} (0x{app.app_id:04X}), upgrade index {app.upgrade_index}"
         )
+        action = _part_action(
+            _info(catalog, series, app.address), Category.FSC_DEPLOY, reason, _FSC_S
+        )
+        actions.append(replace(action, app_id=app.app_id))
     return actions
 
 
@@ -257,17 +264,8 @@ def build_retrofit_plan(ident: Identification, catalog: Catalog, *, option: str)
         planned[address] = result
         info = result.info
         if address in installed:
-            result.actions.insert(
-                0,
-                Action(
-                    ecu=address,
-                    ecu_name=info.name,
-                    category=Category.HW_INSTALL,
-                    unit=None,
-                    reason=f"{retrofit.name}: the installed {info.name} answers at 0x{address:02X}",
-                    seconds=1.0,
-                ),
-            )
+            reason = f"{retrofit.name}: the installed {info.name} answers at 0x{address:02X}"
+            result.actions.insert(0, _part_action(info, Category.HW_INSTALL, reason, 1.0))
     for address in _recoded(
         ident, catalog, series, new_vo, listed=retrofit.code, installed=installed
     ):
@@ -359,47 +357,19 @@ def build_replace_plan(ident: Identification, catalog: Catalog, *, ecu: int) -> 
     if not any(a.category is Category.CD_DEPLOY for a in new_part):
         new_part.append(_coding_action(info, state, "code the new part for the vehicle order"))
     dids = ", ".join(f"{d:04X}" for d in info.individual_data) or "none listed"
+    backup = f"back up the old part's individual data (DIDs {dids}) and enabling codes"
+    swap = f"swap the {label} for a new part; it is detected when it answers"
     actions = [
-        Action(
-            ecu=ecu,
-            ecu_name=info.name,
-            category=Category.ID_BACKUP,
-            unit=None,
-            reason=f"back up the old part's individual data (DIDs {dids}) and enabling codes",
-            seconds=_BACKUP_S,
-        ),
-        Action(
-            ecu=ecu,
-            ecu_name=info.name,
-            category=Category.HW_INSTALL,
-            unit=None,
-            reason=f"swap the {label} for a new part; it is detected when it answers",
-            seconds=_HARDWARE_S,
-        ),
+        _part_action(info, Category.ID_BACKUP, backup, _BACKUP_S),
+        _part_action(info, Category.HW_INSTALL, swap, _HARDWARE_S),
         *new_part,
     ]
     if any(a.address == ecu for a in catalog.fsc(series)):
-        actions.append(
-            Action(
-                ecu=ecu,
-                ecu_name=info.name,
-                category=Category.FSC_DEPLOY,
-                unit=None,
-                reason="restore the enabling codes backed up from the old part",
-                seconds=_FSC_S,
-            )
-        )
+        restore = "restore the enabling codes backed up from the old part"
+        actions.append(_part_action(info, Category.FSC_DEPLOY, restore, _FSC_S))
     if info.individual_data:
-        actions.append(
-            Action(
-                ecu=ecu,
-                ecu_name=info.name,
-                category=Category.ID_RESTORE,
-                unit=None,
-                reason=f"restore the individual data backed up (DIDs {dids})",
-                seconds=_BACKUP_S,
-            )
-        )
+        restore = f"restore the individual data backed up (DIDs {dids})"
+        actions.append(_part_action(info, Category.ID_RESTORE, restore, _BACKUP_S))
     result.actions[:] = actions
     planned = {ecu: result}
     return assemble(
