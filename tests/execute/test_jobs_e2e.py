@@ -203,3 +203,56 @@ def coded_values(
     info = catalog.ecu(series, ecu["address"])
     records = {int(did, 16): bytes.fromhex(data) for did, data in ecu["coding"].items()}
     return {name: decode_value(info.coding, records, name) or "-" for name in wanted}
+
+
+async def test_a_replacement_killed_after_its_backup_is_finished_by_resume(
+    start_simulator: StartSimulator, pdata_home: Path
+) -> None:
+    """The tester dies while the technician swaps the part: the old part's data now lives
+    only in the journal, and ``resume`` restores it to the new part byte for byte."""
+    sim = await start_simulator("f-series")
+    sim.set_battery(volts=None, charger=True)
+    url = url_of(sim, "f-series")
+    before = await control(sim, "GET", "/state")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ecuworks",
+        "--home",
+        str(pdata_home),
+        *["replace", "HU", "--vci", url, "--yes", "--wait", "60", *FAST],
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(120):
+            while not any("waiting up to" in line for line in seen):
+                line = (await process.stderr.readline()).decode()
+                assert line, f"ended before the hardware step: {' | '.join(seen[-8:])}"
+                seen.append(line.strip())
+    finally:
+        process.kill()  # SIGKILL: no clean-up runs
+        await process.wait()
+    # The old part leaves the car with its data; a blank one is fitted.
+    await control(sim, "POST", "/ecus/0x63/replace", None)
+    assert (
+        ecu_of(await control(sim, "GET", "/state"), HU)["individual_data"]
+        != ecu_of(before, HU)["individual_data"]
+    )
+
+    code, out, err = await run_cli(
+        "--home", str(pdata_home), "resume", "--vci", url, "--yes", *FAST
+    )
+
+    assert code == 0, out + err
+    after = await control(sim, "GET", "/state")
+    new = ecu_of(after, HU)
+    assert new["mode"] == "application"
+    assert new["individual_data"] == ecu_of(before, HU)["individual_data"]
+    assert fsc_status(after, HU) == fsc_status(before, HU)
+    assert svt_of(after)[str(HU)] == svt_of(before)[str(HU)]
+    assert [e["name"] for e in after["ecus"] if e["mode"] != "application"] == []

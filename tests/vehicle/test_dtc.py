@@ -16,11 +16,14 @@ from typing import Any
 
 import pytest
 from tests.conftest import StartSimulator
+from tests.execute.test_reservation import admin_url
 from tests.vehicle.test_identify import control, url_of
 
 from ecuworks.errors import NegativeResponse, UnexpectedResponse
+from ecuworks.execute.journal import Journal, Status
 from ecuworks.execute.session import identify_vehicle
 from ecuworks.pdata.source import open_pdata
+from ecuworks.plan.model import Plan
 from ecuworks.sim.simulator import Simulator
 from ecuworks.transport.url import open_link
 from ecuworks.vehicle.dtc import (
@@ -332,13 +335,28 @@ async def test_cli_clears_only_when_confirmed(
     assert "0x930B23" in out  # it showed what it would clear
     assert await stored(sim) == before
 
-    code, out, err = await run_cli(*dtc, "--clear", "--yes", "--json")
+    # Another workstation holds the VCI: nothing is cleared.
+    await control(sim, "POST", "/vci/reservation", {"owner": "bench-2", "lease_s": 600})
+    admin = ("--vci-admin", admin_url(sim), "--owner", "bench-1")
+    code, out, err = await run_cli(*dtc, *admin, "--clear", "--yes")
+    assert code == 3, err
+    assert "reserved by 'bench-2'" in err
+    assert await stored(sim) == before
+    await control(sim, "DELETE", "/vci/reservation", {"owner": "bench-2"})
+
+    code, out, err = await run_cli(*dtc, *admin, "--clear", "--yes", "--json")
     assert code == 0, err
     document = json.loads(out)
     assert cli_entries(document) == {}
     assert document["cleared"] == {str(a): True for a in sorted(sim.state.ecus)}
     assert {e["address"] for e in document["before"] if e["dtcs"]} >= set(INJECTED)
     assert set(map(len, (await stored(sim)).values())) == {0}
+    with Journal.open(pdata_home / "journal.sqlite3") as journal:
+        session = journal.session(document["session"])
+        assert (session.vin, session.state) == (sim.state.vin, "finished")
+        assert Plan.from_bytes(session.plan_json.encode(), "journal").job == "diag"
+        assert journal.last(session.id, "step/clear-fault-memory").status == Status.SUCCESS
+    assert (await control(sim, "GET", "/vci"))["owner"] is None  # released afterwards
 
     code, out, err = await run_cli(*dtc, "--clear", "--yes")
     assert code == 0, err

@@ -4,7 +4,8 @@ The vehicle is identified first; then every ECU that answered is asked for its f
 memory at once, each entry described from P-Data. ``--clear`` shows what is stored, asks
 (``--yes`` skips the question; with no terminal and no ``--yes`` it refuses, exit 2),
 clears every ECU whose memory was read, and reads again: a fault that is still present
-comes back at once, and is shown.
+comes back at once, and is shown. The clear runs as a plan of job ``diag``: journaled,
+resumable, on the reserved VCI (``--vci-admin``).
 
 Exit codes (DESIGN.md): 0 done; 1 an ECU did not confirm the clear; 2 usage (or no
 terminal to confirm and no ``--yes``); 3 P-Data failed verification, or another vehicle
@@ -28,21 +29,23 @@ from ecuworks.cli.common import (
     console,
     errors,
     fail,
+    home,
 )
 from ecuworks.cli.pdata import load_pdata
-from ecuworks.cli.program import confirm
+from ecuworks.cli.program import Owner, VciAdminUrl, confirm, run_guarded, run_options
 from ecuworks.errors import ConfigError, LinkError, ParseError, Refused, UdsError
-from ecuworks.execute.session import identify_vehicle
+from ecuworks.execute.session import apply_plan, identify_vehicle
 from ecuworks.pdata.source import PData
+from ecuworks.plan.jobs import build_clear_plan
 from ecuworks.transport.url import open_link
 from ecuworks.vehicle.dtc import (
     FaultMemory,
     FaultState,
-    clear_fault_memory,
     read_vehicle_fault_memory,
     readable,
     status_flags,
 )
+from ecuworks.vehicle.identify import Identification
 
 __all__ = ["diag_app", "dtc_command"]
 
@@ -73,27 +76,11 @@ def _run(vci: str, work: Coroutine[Any, Any, _T]) -> _T:
         raise fail(str(error), 1) from error
 
 
-async def _read(vci: str, pdata: PData, timeout: float) -> FaultMemory:
+async def _read(vci: str, pdata: PData, timeout: float) -> tuple[Identification, FaultMemory]:
     async with open_link(vci) as link:
         ident = await identify_vehicle(link, pdata, timeout=timeout)
-        return await read_vehicle_fault_memory(link, ident, pdata.catalog, timeout=timeout)
-
-
-async def _clear(
-    vci: str, pdata: PData, before: FaultMemory, timeout: float
-) -> tuple[dict[int, bool | str], FaultMemory]:
-    """Clear every ECU whose memory was read, then read the vehicle again."""
-    async with open_link(vci) as link:
-        ident = await identify_vehicle(link, pdata, timeout=timeout)
-        if ident.vin != before.vin:
-            raise Refused(
-                f"the vehicle at {vci} is now {ident.vin}, not {before.vin}: nothing was "
-                "cleared; run the command again",
-                check="vehicle",
-            )
-        cleared = await clear_fault_memory(link, readable(before), timeout=timeout)
-        after = await read_vehicle_fault_memory(link, ident, pdata.catalog, timeout=timeout)
-    return cleared, after
+        memory = await read_vehicle_fault_memory(link, ident, pdata.catalog, timeout=timeout)
+    return ident, memory
 
 
 @diag_app.command(name="dtc")
@@ -106,12 +93,18 @@ def dtc_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the ECUs' answers.")] = 2.0,
+    vci_admin: VciAdminUrl = None,
+    owner: Owner = None,
 ) -> None:
-    """Read the fault memory of every ECU, with descriptions from P-Data; --clear clears it."""
+    """Read the fault memory of every ECU, with descriptions from P-Data; --clear clears it.
+
+    The clear is a journaled session (job ``diag``) on the reserved VCI, like every job
+    that writes to the vehicle.
+    """
     if timeout <= 0:
         raise fail(f"--timeout must be positive, got {timeout}", EXIT_USAGE)
     pdata = load_pdata(ctx)
-    before = _run(vci, _read(vci, pdata, timeout))
+    ident, before = _run(vci, _read(vci, pdata, timeout))
     if not clear:
         _show(before, as_json)
         return
@@ -128,12 +121,20 @@ def dtc_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         f"({_entries(before.entries)})?",
         yes,
     )
-    cleared, after = _run(vci, _clear(vci, pdata, before, timeout))
-    refused = {address: why for address, why in cleared.items() if why is not True}
+    options = run_options(vci_admin=vci_admin, owner=owner)
+    try:
+        plan = build_clear_plan(ident, pdata.catalog)
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    report = run_guarded(apply_plan(vci, plan, pdata, home(ctx), options=options))
+    _, after = _run(vci, _read(vci, pdata, timeout))
+    refused = report.not_cleared
+    cleared: dict[int, bool | str] = {a: refused.get(a, True) for a in targets}
     if as_json:
         document = after.to_json()
         document["cleared"] = {str(a): result for a, result in sorted(cleared.items())}
         document["before"] = before.to_json()["ecus"]
+        document["session"] = report.session
         console.print_json(json.dumps(document))
     else:
         console.print(

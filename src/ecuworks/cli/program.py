@@ -283,7 +283,7 @@ def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     vci_admin: VciAdminUrl = None,
     owner: Owner = None,
 ) -> None:
-    """Continue the interrupted programming session of the connected vehicle."""
+    """Continue the interrupted session (any job) of the connected vehicle."""
     options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
     pdata = load_pdata(ctx)
     try:
@@ -299,7 +299,8 @@ def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
             f"({session.state}{': ' + session.note if session.note else ''})",
             highlight=False,
         )
-    confirm(f"Resume programming {session.vin}?", yes)
+    job = "programming" if plan.job == "program" else f"the {plan.job} job of"
+    confirm(f"Resume {job} {session.vin}?", yes)
     with ProgressView(plan, quiet=as_json) as view:
         report = run_guarded(resume_session(vci, pdata, home(ctx), options=options, progress=view))
     finish(report, plan, as_json)

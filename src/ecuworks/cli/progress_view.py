@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
+from typing import Final
 
 from rich.progress import (
     BarColumn,
@@ -109,12 +110,25 @@ def _worth_a_line(event: Event) -> bool:
     return event.kind is Kind.NOTE
 
 
+# The report's title by job.
+_TITLES: Final = {
+    "program": "Programming",
+    "code": "Coding",
+    "expert-coding": "Expert coding",
+    "enable": "Enabling",
+    "retrofit": "Retrofit",
+    "replace": "Replacement",
+    "diag": "Fault memory",
+}
+
+
 def render_report(report: Report, plan: Plan, *, time_scale: float = 1.0) -> None:
     """The report a technician reads at the end.
 
     ``time_scale``: a simulated vehicle's time scale, to compare wall time with the plan.
     """
-    table = Table(title=f"Programming report, VIN {report.vin}")
+    title = _TITLES.get(plan.job, plan.job.capitalize())
+    table = Table(title=f"{title} report, VIN {report.vin}")
     for column in ("ECU", "status", "actions", "seconds", "SVK at target", "DTCs"):
         table.add_column(column)
     for entry in report.ecus:

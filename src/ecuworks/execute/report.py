@@ -64,6 +64,8 @@ class Report:
         min_volts: the lowest battery voltage read while programming.
         pauses: how many times low voltage paused the session.
         notes: anything else a technician should read.
+        not_cleared: ECUs that did not confirm clearing their fault memory (a ``diag``
+            session), address -> why.
     """
 
     vin: str
@@ -80,6 +82,7 @@ class Report:
     min_volts: float | None = None
     pauses: int = 0
     notes: list[str] = field(default_factory=list)
+    not_cleared: dict[int, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object of ``apply``, ``program`` and ``resume``."""
@@ -99,4 +102,5 @@ class Report:
             "pauses": self.pauses,
             "ecus": [e.to_json() for e in self.ecus],
             "notes": list(self.notes),
+            "not_cleared": {str(a): why for a, why in sorted(self.not_cleared.items())},
         }

@@ -166,16 +166,7 @@ async def run_plan(
         _check_bootloader_retries(plan, journal, session, opts)
     states = journal.states(session.id)
     done = {key for key, event in states.items() if event.status == Status.SUCCESS}
-    report = Report(
-        vin=plan.vin,
-        session=session.id,
-        target_ilevel=plan.target_ilevel,
-        estimate_s=plan.estimate_s,
-        lower_bound_s=plan.lower_bound_s,
-        ecus=[
-            EcuReport(ecu=a, name=infos[a].name, actions=len(plan.actions_of(a))) for a in plan.ecus
-        ],
-    )
+    report = _new_report(plan, session.id, {a: info.name for a, info in infos.items()})
     gate = PowerGate(
         link,
         plan.gateway,

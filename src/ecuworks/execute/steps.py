@@ -9,6 +9,7 @@ the vehicle identified again and its SVT compared with the plan's target.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Final
 
@@ -22,6 +23,7 @@ from ecuworks.plan.model import Plan
 from ecuworks.transport.base import Link
 from ecuworks.uds.client import UdsClient
 from ecuworks.uds.functional import functional_request
+from ecuworks.vehicle.dtc import clear_fault_memory
 from ecuworks.vehicle.identify import EcuMode, Identification, identify
 from ecuworks.wire.ilevel import ILevel, ILevelTriple
 from ecuworks.wire.uds import Did, Routine, Session
@@ -33,6 +35,8 @@ ENERGY_FLASH: Final = b"\x03"
 ENERGY_NORMAL: Final = b"\x00"
 # Functional requests: answers are collected this long at most (real seconds).
 _FUNCTIONAL_S: Final = 1.0
+# P2 of each ECU's own clear request (an ECU busy erasing answers "response pending").
+_CLEAR_P2_S: Final = 2.0
 
 
 class Steps:
@@ -57,8 +61,9 @@ class Steps:
         self.gateway = UdsClient(link, plan.gateway)
         self.gateway_info = gateway_info
         self.dtcs: dict[int, int] = {}
+        self.not_cleared: dict[int, str] = {}
         self.final: Identification | None = None
-        self._actions: dict[str, Callable[[], Awaitable[None]]] = {
+        self._actions: dict[str, Callable[[], Awaitable[str | None]]] = {
             "energy-mode-flash": lambda: self._energy(ENERGY_FLASH),
             "dtc-setting-off": lambda: self._functional(b"\x85\x02"),
             "communication-off": lambda: self._functional(b"\x28\x01\x01"),
@@ -68,6 +73,7 @@ class Steps:
             "write-ilevel": self._write_ilevel,
             "write-vo": self._write_vo,
             "clear-dtcs": self._clear_dtcs,
+            "clear-fault-memory": self._clear_fault_memory,
             "read-dtcs": self._read_dtcs,
             "final-check": self._final_check,
         }
@@ -81,11 +87,11 @@ class Steps:
         self.journal.record(self.session_id, key, Status.STARTED)
         self.progress(Progress(kind=Kind.STEP, key=key, status="Started"))
         try:
-            await work()
+            detail = await work()
         except (UdsError, LinkError) as exc:
             self.journal.record(self.session_id, key, Status.FAILED, detail=str(exc))
             raise
-        self.journal.record(self.session_id, key, Status.SUCCESS)
+        self.journal.record(self.session_id, key, Status.SUCCESS, detail=detail or "")
         self.progress(Progress(kind=Kind.STEP, key=key, status="Success"))
 
     async def _functional(self, payload: bytes) -> None:
@@ -126,13 +132,25 @@ class Steps:
         await self._unlock_gateway()
         await self.gateway.write_did(Did.VEHICLE_ORDER, VehicleOrder.parse(self.plan.vo).encode())
 
+    def _present(self) -> list[int]:
+        return [e.address for e in self.ident.ecus if e.state is not EcuMode.NOT_ANSWERING]
+
     def _answering(self) -> int:
-        return sum(1 for e in self.ident.ecus if e.state is not EcuMode.NOT_ANSWERING)
+        return len(self._present())
 
     async def _clear_dtcs(self) -> None:
         await functional_request(
             self.link, b"\x14\xff\xff\xff", timeout=_FUNCTIONAL_S, expected=self._answering()
         )
+
+    async def _clear_fault_memory(self) -> str | None:
+        """Each answering ECU cleared and confirming on its own; the refusals are kept
+        (and journaled) for the report."""
+        cleared = await clear_fault_memory(self.link, self._present(), timeout=_CLEAR_P2_S)
+        self.not_cleared = {a: why for a, why in cleared.items() if isinstance(why, str)}
+        if not self.not_cleared:
+            return None
+        return json.dumps({f"0x{a:02X}": why for a, why in sorted(self.not_cleared.items())})
 
     async def _read_dtcs(self) -> None:
         answers = await functional_request(
@@ -154,6 +172,7 @@ class Steps:
         """Put the DTC counts and the final check into the report."""
         for entry in report.ecus:
             entry.dtcs = self.dtcs.get(entry.ecu)
+        report.not_cleared = dict(self.not_cleared)
         final = self.final
         if final is None:
             report.final_check = False

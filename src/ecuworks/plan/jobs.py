@@ -13,6 +13,8 @@ same code, so every job is scheduled, journaled, executed and resumed the same w
 * **replace**: ``IdBackup`` of the old part, ``HwInstall`` (the swap, detected while
   executing), every application unit flashed (a new part holds only its bootloader),
   coding, enabling codes restored from the backup, ``IdRestore``.
+* **diag**: no ECU action; the fault memory of every answering ECU cleared, read again,
+  and the final check.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from ecuworks.wire.sgbm import ProcessClass
 from ecuworks.wire.vo import VehicleOrder
 
 __all__ = [
+    "build_clear_plan",
     "build_coding_plan",
     "build_enable_plan",
     "build_expert_plan",
@@ -150,6 +153,27 @@ def build_coding_plan(
     kept = [a for p in planned.values() for a in p.actions]
     steps = (_final_check("identify again: every SVK as before, coding read back"),)
     return assemble(ident, vehicle, planned, kept, steps, unknown=unknown, job="code")
+
+
+def build_clear_plan(ident: Identification, catalog: Catalog) -> Plan:
+    """Clear the fault memory of every ECU that answers, then read it again."""
+    level = _level(ident)
+    assert ident.vo is not None
+    vehicle = vehicle_for(ident, catalog, level, ident.vo)
+    steps = (
+        Step(
+            name="clear-fault-memory",
+            phase="finish",
+            reason="clear the fault memory of every ECU that answers (14 FFFFFF), each confirming",
+        ),
+        Step(
+            name="read-dtcs",
+            phase="finish",
+            reason="read the fault memory again: a fault still present comes back at once",
+        ),
+        _final_check("identify again: every SVK as before"),
+    )
+    return assemble(ident, vehicle, {}, [], steps, job="diag")
 
 
 def build_expert_plan(

@@ -14,7 +14,8 @@ restore); DOMAIN.md lists them in that execution order.
 
 Every job runs as a plan (:attr:`Plan.job`): ``program`` (the main job), ``code`` (VO
 coding), ``expert-coding`` (one parameter set by hand), ``enable`` (enabling codes),
-``retrofit`` and ``replace``; so each is journaled and resumable the same way.
+``retrofit``, ``replace`` and ``diag`` (the fault memory cleared); so each is journaled
+and resumable the same way.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ __all__ = [
 SCHEMA: Final = 2
 # Plans of schema 1 (before jobs, coding parameters and enabling codes) read as programming.
 _READABLE: Final = frozenset({1, SCHEMA})
-JOBS: Final = ("program", "code", "expert-coding", "enable", "retrofit", "replace")
+JOBS: Final = ("program", "code", "expert-coding", "enable", "retrofit", "replace", "diag")
 
 
 class Category(StrEnum):
