@@ -6,8 +6,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+ASSETS := node_modules/.installed
 
-.PHONY: all venv test lint fmt bench demo faults clean system-deps
+.PHONY: all venv test lint fmt bench demo faults clean system-deps serve
 
 all: test
 
@@ -17,17 +18,32 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-venv: $(STAMP)
+venv: $(STAMP) $(ASSETS)
 
-# Debian packages the interop tests use (tshark's DoIP/UDS dissectors). Installed only
-# when missing; needs root, as CI and the development machines have.
+# htmx and its SSE extension for the web UI, from the npm registry at the versions and
+# hashes of package-lock.json (docs/adr/0005). Without npm the UI still works as plain HTML.
+$(ASSETS): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --ignore-scripts --no-audit --no-fund --loglevel=error && touch $(ASSETS); \
+	else echo "npm not found: the web UI runs without htmx (plain pages)"; fi
+
+# Debian packages the tests use, installed only when missing (needs root, as CI and the
+# development machines have): tshark (interop tests decode our DoIP traffic with it),
+# PostgreSQL (the platform's tests start a throwaway cluster), chromium (browser tests
+# of the web UI; never downloaded by Playwright).
 system-deps:
-	@command -v tshark >/dev/null 2>&1 || { \
-	  echo "installing Debian tshark (interop tests decode our DoIP traffic with it)"; \
+	@missing=""; \
+	command -v tshark >/dev/null 2>&1 || missing="$$missing tshark"; \
+	{ test -x /usr/lib/postgresql/15/bin/initdb || command -v initdb >/dev/null 2>&1; } \
+	  || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tshark >/dev/null; }
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
-test: $(STAMP) system-deps
+test: $(STAMP) $(ASSETS) system-deps
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -64,5 +80,9 @@ lock:
 	$(BIN)/pip-compile --quiet --allow-unsafe --generate-hashes --extra dev --strip-extras \
 	  -o requirements.lock pyproject.toml
 
+# A first look: the simulated f-series car and the web UI together (Ctrl-C stops both).
+serve: $(STAMP) $(ASSETS)
+	$(BIN)/python -m ecuworks --home $(DEMO_HOME) serve --demo
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(DEMO_HOME)
+	rm -rf node_modules $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis $(DEMO_HOME)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.postgres import PostgresCluster, postgres_cluster
 
 from ecuworks.pdata.source import DEMO_DIR, open_pdata
 from ecuworks.sim.simulator import Simulator
@@ -54,3 +55,11 @@ def pdata_home(tmp_path: Path, demo_pdata_dir: Path) -> Path:
     home = tmp_path / "home"
     shutil.copytree(demo_pdata_dir, home / DEMO_DIR, copy_function=os.link)
     return home
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A throwaway PostgreSQL cluster for the test session (``postgres.database()`` gives a
+    fresh database URL)."""
+    with postgres_cluster() as cluster:
+        yield cluster

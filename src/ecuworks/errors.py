@@ -269,3 +269,23 @@ class JournalError(EcuworksError):
 
     Nothing is sent to a vehicle without a working journal.
     """
+
+
+class DatabaseError(EcuworksError):
+    """The platform's database cannot be opened, migrated, read or written.
+
+    The message says which database (its URL without the password) and what to do; the
+    CLI maps it to exit code 3, the web UI to a page that says so.
+    """
+
+
+class AccessDenied(EcuworksError):
+    """The user may not do this (wrong role, locked, unknown token).
+
+    Attributes:
+        status: the HTTP status the web layer answers with (401 or 403, 429 when locked).
+    """
+
+    def __init__(self, message: str, *, status: int = 403) -> None:
+        super().__init__(message)
+        self.status = status

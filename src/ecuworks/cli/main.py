@@ -24,6 +24,7 @@ from ecuworks.cli.jobs import enable_command, replace_command, retrofit_command
 from ecuworks.cli.pdata import pdata_app
 from ecuworks.cli.plan import plan_command
 from ecuworks.cli.program import apply_command, program_command, resume_command
+from ecuworks.cli.serve import serve_command, users_app
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.transport import discovery
 from ecuworks.transport.url import open_link
@@ -38,6 +39,7 @@ app = typer.Typer(
 app.add_typer(pdata_app, name="pdata")
 app.add_typer(code_app, name="code")
 app.add_typer(diag_app, name="diag")
+app.add_typer(users_app, name="users")
 app.command(name="identify")(identify_command)
 app.command(name="plan")(plan_command)
 app.command(name="apply")(apply_command)
@@ -47,6 +49,7 @@ app.command(name="demo")(demo_command)
 app.command(name="enable")(enable_command)
 app.command(name="retrofit")(retrofit_command)
 app.command(name="replace")(replace_command)
+app.command(name="serve")(serve_command)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,197 @@
+"""``ecuworks serve`` (the workstation web UI) and ``ecuworks users`` (accounts, tokens).
+
+``serve`` binds 127.0.0.1 by default: the UI drives vehicles, so reaching it from the
+network is a choice (``--host``), made behind HTTPS (``--secure-cookies``). At the first
+start, with no user yet, it creates an admin and prints its password once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from ecuworks.cli.common import EXIT_REFUSED, EXIT_USAGE, console, errors, fail, home
+from ecuworks.errors import ConfigError, DatabaseError
+from ecuworks.platform.db import Database, default_url, open_database
+from ecuworks.platform.users import Role, create_token, create_user, list_users, set_password
+
+__all__ = ["serve_command", "users_app"]
+
+DbUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        envvar="ECUWORKS_DB",
+        help="Database URL (default: SQLite in the data directory); postgresql://... too.",
+    ),
+]
+
+users_app = typer.Typer(
+    name="users", help="Workstation accounts and API tokens.", no_args_is_help=True
+)
+
+
+def open_db(ctx: typer.Context, db: str | None) -> Database:
+    """The platform database (migrated), or exit 3 with what went wrong."""
+    directory = home(ctx)
+    if db is None:
+        directory.mkdir(parents=True, exist_ok=True)
+    try:
+        return open_database(db or default_url(directory))
+    except DatabaseError as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+
+
+def _role(text: str) -> Role:
+    try:
+        return Role(text)
+    except ValueError:
+        raise fail(f"--role must be one of {', '.join(Role)}, got {text!r}", EXIT_USAGE) from None
+
+
+@users_app.command(name="create-admin")
+def create_admin_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The admin's user name.")] = "admin",
+    db: DbUrl = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="ECUWORKS_PASSWORD", help="Default: a new one, printed once."),
+    ] = None,
+) -> None:
+    """Create an admin account (the first one, or another)."""
+    _create(ctx, db, name, password, Role.ADMIN)
+
+
+@users_app.command(name="create")
+def create_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name.")],
+    role: Annotated[str, typer.Option(help="admin, technician or viewer.")] = "technician",
+    db: DbUrl = None,
+    password: Annotated[
+        str | None,
+        typer.Option(envvar="ECUWORKS_PASSWORD", help="Default: a new one, printed once."),
+    ] = None,
+) -> None:
+    """Create an account."""
+    _create(ctx, db, name, password, _role(role))
+
+
+def _create(
+    ctx: typer.Context, db: str | None, name: str, password: str | None, role: Role
+) -> None:
+    database = open_db(ctx, db)
+    chosen = password or secrets.token_urlsafe(12)
+    try:
+        create_user(database, name, chosen, role)
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    finally:
+        database.close()
+    console.print(f"created {role} {name!r}", highlight=False)
+    if password is None:
+        console.print(f"password (shown once): {chosen}", highlight=False)
+
+
+@users_app.command(name="list")
+def list_command(ctx: typer.Context, db: DbUrl = None) -> None:
+    """List the accounts."""
+    database = open_db(ctx, db)
+    try:
+        for principal, disabled in list_users(database):
+            state = " (disabled)" if disabled else ""
+            console.print(f"{principal.name}\t{principal.role}{state}", highlight=False)
+    finally:
+        database.close()
+
+
+@users_app.command(name="password")
+def password_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name.")],
+    db: DbUrl = None,
+    password: Annotated[
+        str | None, typer.Option(envvar="ECUWORKS_PASSWORD", help="Default: a new one.")
+    ] = None,
+) -> None:
+    """Set a password (ends the account's lockout and its browser sessions)."""
+    database = open_db(ctx, db)
+    chosen = password or secrets.token_urlsafe(12)
+    try:
+        set_password(database, name, chosen)
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    finally:
+        database.close()
+    if password is None:
+        console.print(f"password (shown once): {chosen}", highlight=False)
+
+
+@users_app.command(name="token")
+def token_command(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The user the token acts as.")],
+    label: Annotated[str, typer.Option(help="What the token is for.")] = "cli",
+    db: DbUrl = None,
+) -> None:
+    """Create an API token (printed once) for scripts and the CLI."""
+    database = open_db(ctx, db)
+    try:
+        console.print(create_token(database, name, label), highlight=False)
+    except ConfigError as error:
+        raise fail(str(error), EXIT_USAGE) from error
+    finally:
+        database.close()
+
+
+def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to bind; loopback by default.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8080,
+    db: DbUrl = None,
+    interface: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A vehicle interface to know: NAME=VCI_URL[,ADMIN_URL] (repeatable).",
+        ),
+    ] = None,
+    secure_cookies: Annotated[
+        bool, typer.Option(help="Mark cookies Secure (when served behind HTTPS).")
+    ] = False,
+) -> None:
+    """Serve the workstation web UI."""
+    from ecuworks.web.app import create_app  # noqa: PLC0415 -- only this command needs it
+    from ecuworks.web.settings import WebSettings  # noqa: PLC0415
+
+    directory = home(ctx)
+    database = open_db(ctx, db)
+    if not list_users(database):
+        chosen = secrets.token_urlsafe(12)
+        create_user(database, "admin", chosen, Role.ADMIN)
+        errors.print(
+            f"first start: created user 'admin' with password {chosen} (shown once; change "
+            "it with 'ecuworks users password admin')",
+            highlight=False,
+        )
+    settings = WebSettings(
+        home=directory,
+        db_url=db or default_url(directory),
+        interfaces=tuple(parse_interface(text) for text in interface or ()),
+        secure_cookies=secure_cookies,
+    )
+    app = create_app(settings, db=database)
+    errors.print(f"serving http://{host}:{port}/", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+def parse_interface(text: str) -> tuple[str, str, str | None]:
+    """``NAME=VCI_URL[,ADMIN_URL]`` -> (name, vci_url, admin_url)."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise fail(f"--interface wants NAME=VCI_URL[,ADMIN_URL], got {text!r}", EXIT_USAGE)
+    vci, _, admin = rest.partition(",")
+    return name.strip(), vci.strip(), admin.strip() or None

@@ -1,0 +1,337 @@
+"""Users, roles, logins, API tokens and the audit log.
+
+Roles, each allowed what the one after it is: ``admin`` (users, data, everything),
+``technician`` (identify, program, code, enable, retrofit, replace, clear faults),
+``viewer`` (read only). Passwords are stored as argon2id hashes; browser sessions and API
+tokens as SHA-256 of a random secret that only the holder has.
+
+Logins are rate limited: :data:`LOCK_AFTER` failures for one name within
+:data:`WINDOW` lock that name for :data:`LOCK_FOR` (a locked name is refused even with the
+right password, so guessing gains nothing), and one client address may try at most
+:data:`ADDRESS_LIMIT` times per window whatever the names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Final
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from ecuworks.errors import AccessDenied, ConfigError
+from ecuworks.platform.db import Database
+from ecuworks.platform.history import utc
+from ecuworks.platform.models import ApiToken, AuditEntry, LoginAttempt, User, WebSession
+
+__all__ = [
+    "ADDRESS_LIMIT",
+    "LOCK_AFTER",
+    "LOCK_FOR",
+    "SESSION_LIFETIME",
+    "WINDOW",
+    "Login",
+    "Principal",
+    "Role",
+    "audit",
+    "authenticate_session",
+    "authenticate_token",
+    "create_token",
+    "create_user",
+    "end_session",
+    "list_users",
+    "log_in",
+    "revoke_token",
+    "set_password",
+    "set_role",
+]
+
+LOCK_AFTER: Final = 5
+WINDOW: Final = timedelta(minutes=15)
+LOCK_FOR: Final = timedelta(minutes=15)
+ADDRESS_LIMIT: Final = 20
+SESSION_LIFETIME: Final = timedelta(hours=12)
+TOKEN_PREFIX: Final = "ew_"  # noqa: S105 -- a prefix, not a secret
+_HASHER: Final = PasswordHasher()
+# Verified against when the name is unknown, so both cases take the same time.
+_DUMMY_HASH: Final = _HASHER.hash("not a password of anyone")
+
+
+class Role(StrEnum):
+    """What a user may do; each role may do what the ones after it may."""
+
+    ADMIN = "admin"
+    TECHNICIAN = "technician"
+    VIEWER = "viewer"
+
+    def allows(self, needed: Role) -> bool:
+        """True when this role may do what ``needed`` may."""
+        order = list(Role)
+        return order.index(self) <= order.index(needed)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who makes a request: the user's id, name and role."""
+
+    id: int
+    name: str
+    role: Role
+
+    def require(self, needed: Role) -> None:
+        """Raise AccessDenied (403) unless this user's role allows ``needed``."""
+        if not self.role.allows(needed):
+            raise AccessDenied(
+                f"{self.name} is a {self.role}; this needs a {needed} (ask an admin)",
+                status=403,
+            )
+
+
+@dataclass(frozen=True)
+class Login:
+    """A new browser session: the cookie's secret (shown once) and its CSRF token."""
+
+    principal: Principal
+    secret: str
+    csrf: str
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 64 or not name.isprintable():
+        raise ConfigError(f"a user name is 1 to 64 printable characters, got {name!r}")
+    return name
+
+
+def _check_password(password: str) -> None:
+    if len(password) < 10:
+        raise ConfigError("a password needs at least 10 characters")
+
+
+def _principal(user: User) -> Principal:
+    return Principal(user.id, user.name, Role(user.role))
+
+
+def create_user(database: Database, name: str, password: str, role: Role) -> Principal:
+    """Create a user.
+
+    Raises:
+        ConfigError: the name is taken or invalid, or the password is too short.
+    """
+    name = _check_name(name)
+    _check_password(password)
+    with database.session() as session:
+        if session.scalars(select(User).where(User.name == name)).first() is not None:
+            raise ConfigError(f"a user named {name!r} exists already")
+        user = User(
+            name=name,
+            password_hash=_HASHER.hash(password),
+            role=str(role),
+            created_at=_now(),
+            failed_logins=0,
+            disabled=False,
+        )
+        session.add(user)
+        session.flush()
+        return _principal(user)
+
+
+def list_users(database: Database) -> list[tuple[Principal, bool]]:
+    """Every user with whether it is disabled, by name."""
+    with database.session() as session:
+        return [
+            (_principal(u), u.disabled) for u in session.scalars(select(User).order_by(User.name))
+        ]
+
+
+def _user(session: Session, name: str) -> User:
+    user = session.scalars(select(User).where(User.name == name)).first()
+    if user is None:
+        raise ConfigError(f"no user named {name!r}")
+    return user
+
+
+def set_role(database: Database, name: str, role: Role) -> None:
+    """Change a user's role."""
+    with database.session() as session:
+        _user(session, name).role = str(role)
+
+
+def set_password(database: Database, name: str, password: str) -> None:
+    """Set a user's password; it also ends the lockout and every browser session."""
+    _check_password(password)
+    with database.session() as session:
+        user = _user(session, name)
+        user.password_hash = _HASHER.hash(password)
+        user.failed_logins = 0
+        user.locked_until = None
+        session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+
+def log_in(database: Database, name: str, password: str, *, address: str) -> Login:
+    """Check a name and password and open a browser session.
+
+    Raises:
+        AccessDenied: 401 wrong name or password (the message does not say which), 429
+            when the name is locked or the address tried too often.
+    """
+    now = _now()
+    with database.session() as session:
+        recent = session.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(LoginAttempt.address == address, LoginAttempt.at >= now - WINDOW)
+        )
+        if (recent or 0) >= ADDRESS_LIMIT:
+            raise AccessDenied(
+                f"too many login attempts from {address}; wait {WINDOW.seconds // 60} minutes",
+                status=429,
+            )
+        user = session.scalars(select(User).where(User.name == name.strip())).first()
+        if user is not None and user.locked_until and utc(user.locked_until) > now:
+            session.add(LoginAttempt(name=name[:64], address=address, at=now, ok=False))
+            minutes = max(1, int((utc(user.locked_until) - now).total_seconds() // 60) + 1)
+            raise _commit_then(
+                session,
+                AccessDenied(
+                    f"the account {user.name!r} is locked after {LOCK_AFTER} failed logins; "
+                    f"try again in {minutes} minute(s) or ask an admin to reset the password",
+                    status=429,
+                ),
+            )
+        good = _verify(user.password_hash if user else _DUMMY_HASH, password)
+        session.add(
+            LoginAttempt(name=name[:64], address=address, at=now, ok=good and user is not None)
+        )
+        if user is None or not good or user.disabled:
+            if user is not None and not user.disabled:
+                user.failed_logins += 1
+                if user.failed_logins >= LOCK_AFTER:
+                    user.locked_until = now + LOCK_FOR
+                    user.failed_logins = 0
+                    session.add(_audit_entry(user.name, "locked", None, f"from {address}"))
+            raise _commit_then(session, AccessDenied("wrong user name or password", status=401))
+        user.failed_logins = 0
+        user.locked_until = None
+        if _HASHER.check_needs_rehash(user.password_hash):
+            user.password_hash = _HASHER.hash(password)
+        secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+        session.add(
+            WebSession(
+                token_hash=_digest(secret),
+                user_id=user.id,
+                csrf=csrf,
+                created_at=now,
+                expires_at=now + SESSION_LIFETIME,
+            )
+        )
+        session.add(_audit_entry(user.name, "login", None, f"from {address}"))
+        return Login(_principal(user), secret, csrf)
+
+
+def _commit_then(session: Session, error: AccessDenied) -> AccessDenied:
+    """Keep the attempt and the counters although the login fails."""
+    session.commit()
+    return error
+
+
+def _verify(stored: str, password: str) -> bool:
+    try:
+        return _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def authenticate_session(database: Database, secret: str) -> tuple[Principal, str] | None:
+    """The user and CSRF token of a live browser session, or None."""
+    with database.session() as session:
+        row = session.execute(
+            select(User, WebSession)
+            .join(WebSession, WebSession.user_id == User.id)
+            .where(WebSession.token_hash == _digest(secret))
+        ).first()
+        if row is None:
+            return None
+        user, web = row
+        if user.disabled or utc(web.expires_at) <= _now():
+            return None
+        return _principal(user), web.csrf
+
+
+def end_session(database: Database, secret: str) -> None:
+    """Log a browser session out."""
+    with database.session() as session:
+        session.execute(delete(WebSession).where(WebSession.token_hash == _digest(secret)))
+
+
+def create_token(database: Database, name: str, label: str) -> str:
+    """A new API token for user ``name``; the secret is returned once and stored hashed."""
+    secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with database.session() as session:
+        user = _user(session, name)
+        session.add(
+            ApiToken(
+                token_hash=_digest(secret),
+                user_id=user.id,
+                name=label[:64] or "cli",
+                created_at=_now(),
+                revoked=False,
+            )
+        )
+        session.add(_audit_entry(user.name, "token-created", None, label))
+    return secret
+
+
+def revoke_token(database: Database, secret: str) -> bool:
+    """Revoke a token; False when it was unknown."""
+    with database.session() as session:
+        token = session.scalars(
+            select(ApiToken).where(ApiToken.token_hash == _digest(secret))
+        ).first()
+        if token is None:
+            return False
+        token.revoked = True
+        return True
+
+
+def authenticate_token(database: Database, secret: str) -> Principal | None:
+    """The user of a live API token, or None."""
+    with database.session() as session:
+        row = session.execute(
+            select(User, ApiToken)
+            .join(ApiToken, ApiToken.user_id == User.id)
+            .where(ApiToken.token_hash == _digest(secret))
+        ).first()
+        if row is None:
+            return None
+        user, token = row
+        if token.revoked or user.disabled:
+            return None
+        token.last_used_at = _now()
+        return _principal(user)
+
+
+def _audit_entry(user: str, action: str, vin: str | None, detail: str) -> AuditEntry:
+    return AuditEntry(at=_now(), user=user, action=action, vin=vin, detail=detail[:2000])
+
+
+def audit(
+    database: Database, user: str, action: str, *, vin: str | None = None, detail: str = ""
+) -> None:
+    """Record who did what (to which VIN) in the append-only audit log."""
+    with database.session() as session:
+        session.add(_audit_entry(user, action, vin, detail))

@@ -1,0 +1,55 @@
+"""Rendering pages: the templates, the launcher's applications, and error pages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from fastapi.templating import Jinja2Templates
+
+from ecuworks.platform.users import Role
+from ecuworks.web.assets import vendor_file
+from ecuworks.web.auth import Caller
+
+__all__ = ["APPLICATIONS", "Application", "render", "templates"]
+
+templates: Final = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
+
+
+class Application(NamedTuple):
+    """One tile of the launcher."""
+
+    name: str
+    path: str
+    role: Role
+    description: str
+
+
+APPLICATIONS: Final = (
+    Application("Programming", "/programming", Role.VIEWER, "Identify, plan and program a vehicle"),
+    Application("Diagnosis", "/diagnosis", Role.VIEWER, "Read and clear the fault memory"),
+    Application("Vehicle history", "/history", Role.VIEWER, "Everything done to a vehicle"),
+    Application("Interfaces", "/interfaces", Role.VIEWER, "Vehicle interfaces and reservations"),
+    Application("Data", "/data", Role.VIEWER, "Programming data status and sync"),
+    Application("Reports", "/reports", Role.VIEWER, "Sessions, outcomes and durations"),
+    Application("Admin", "/admin", Role.ADMIN, "Users, roles, API tokens and the audit log"),
+)
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status: int = 200
+) -> HTMLResponse:
+    """Render ``template`` with the caller, its CSRF token and the navigation."""
+    caller: Caller | None = getattr(request.state, "caller", None)
+    values: dict[str, Any] = {
+        "caller": caller,
+        "csrf": caller.csrf if caller else "",
+        "applications": [a for a in APPLICATIONS if caller and caller.role.allows(a.role)],
+        "htmx": vendor_file("htmx.min.js") is not None,
+        "sse": vendor_file("htmx-ext-sse.js") is not None,
+        "path": request.url.path,
+    }
+    values.update(context or {})
+    return templates.TemplateResponse(request, template, values, status_code=status)
