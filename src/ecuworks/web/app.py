@@ -15,7 +15,7 @@ from ecuworks.platform.db import Database, open_database
 from ecuworks.web.assets import vendor_file
 from ecuworks.web.auth import NotLoggedIn, wants_html
 from ecuworks.web.pages import render
-from ecuworks.web.routes import home
+from ecuworks.web.routes import admin, diagnosis, history, home, interfaces, programming
 from ecuworks.web.routes.home import login_url
 from ecuworks.web.settings import WebSettings
 
@@ -48,7 +48,8 @@ def create_app(settings: WebSettings, *, db: Database | None = None) -> FastAPI:
     app = FastAPI(title="ecuworks workstation", lifespan=lifespan, docs_url="/api/docs")
     app.state.settings = settings
     app.state.db = database
-    app.include_router(home.router)
+    for module in (home, admin, interfaces, history, programming, diagnosis):
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
 
     @app.get("/vendor/{name}", include_in_schema=False)
