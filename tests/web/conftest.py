@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ class Workstation:
     url: str
     db: Database
     settings: WebSettings
+    clients: list[httpx.AsyncClient] = field(default_factory=list)
 
     def add_user(self, name: str, role: Role) -> None:
         create_user(self.db, name, PASSWORD, role)
@@ -38,6 +39,7 @@ class Workstation:
         if role is not None:
             self.add_user(name, role)
         client = httpx.AsyncClient(base_url=self.url, headers=HTML, timeout=30)
+        self.clients.append(client)  # closed by the fixture
         page = await client.get("/login")
         token = csrf_of(page.text)
         answer = await client.post(
@@ -61,6 +63,7 @@ StartWorkstation = Callable[..., Awaitable[Workstation]]
 async def start_workstation(tmp_path: Path) -> AsyncIterator[StartWorkstation]:
     """``await start_workstation(db_url=None, home=None, **settings)``: serve the web UI."""
     running: list[Any] = []
+    stations: list[Workstation] = []
 
     async def start(
         db_url: str | None = None, home: Path | None = None, **settings: Any
@@ -72,9 +75,14 @@ async def start_workstation(tmp_path: Path) -> AsyncIterator[StartWorkstation]:
         web = WebSettings(home=directory, db_url=url, **settings)
         server = await serve_asgi(create_app(web, db=db), what="workstation", option="--port")
         running.append((server, db))
-        return Workstation(server.url.rstrip("/"), db, web)
+        station = Workstation(server.url.rstrip("/"), db, web)
+        stations.append(station)
+        return station
 
     yield start
+    for station in stations:
+        for client in station.clients:
+            await client.aclose()
     for server, db in reversed(running):
         await server.close()
         db.close()

@@ -42,6 +42,7 @@ from ecuworks.cli.program import (
     confirm,
     finish,
     run_guarded,
+    run_session,
 )
 from ecuworks.cli.progress_view import ProgressView
 from ecuworks.coding.expert import (
@@ -203,7 +204,7 @@ def code_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         return
     _check_power(options, planned.ident)
     confirm(f"Code {len(plan.ecus)} ECU(s) of {plan.vin} from its vehicle order?", yes)
-    _execute(ctx, vci, plan, pdata, options=options, as_json=as_json)
+    _execute(ctx, vci, plan, pdata, options=options, as_json=as_json, owner=owner)
 
 
 def _check_power(options: RunOptions, ident: Identification) -> None:
@@ -215,11 +216,21 @@ def _check_power(options: RunOptions, ident: Identification) -> None:
 
 
 def _execute(
-    ctx: typer.Context, vci: str, plan: Plan, pdata: PData, *, options: RunOptions, as_json: bool
+    ctx: typer.Context,
+    vci: str,
+    plan: Plan,
+    pdata: PData,
+    *,
+    options: RunOptions,
+    as_json: bool,
+    owner: str | None,
 ) -> None:
     with ProgressView(plan, quiet=as_json) as view:
-        report = run_guarded(
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        report = run_session(
+            ctx,
+            plan,
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
+            owner=owner,
         )
     finish(report, plan, as_json)
 
@@ -396,4 +407,4 @@ def set_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     _check_power(options, planned.ident)
     against = " against the vehicle order" if contradicts else ""
     confirm(f"Code {_label(info)} {parameter} = {value}{against}?", yes)
-    _execute(ctx, vci, plan, pdata, options=options, as_json=as_json)
+    _execute(ctx, vci, plan, pdata, options=options, as_json=as_json, owner=owner)

@@ -30,13 +30,15 @@ from ecuworks.cli.common import (
     errors,
     fail,
     home,
+    write_history,
 )
 from ecuworks.cli.pdata import load_pdata
-from ecuworks.cli.program import Owner, VciAdminUrl, confirm, run_guarded, run_options
+from ecuworks.cli.program import Owner, VciAdminUrl, confirm, run_options, run_session
 from ecuworks.errors import ConfigError, LinkError, ParseError, Refused, UdsError
 from ecuworks.execute.session import apply_plan, identify_vehicle
 from ecuworks.pdata.source import PData
 from ecuworks.plan.jobs import build_clear_plan
+from ecuworks.platform.recording import record_dtc_read
 from ecuworks.transport.url import open_link
 from ecuworks.vehicle.dtc import (
     FaultMemory,
@@ -105,6 +107,14 @@ def dtc_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         raise fail(f"--timeout must be positive, got {timeout}", EXIT_USAGE)
     pdata = load_pdata(ctx)
     ident, before = _run(vci, _read(vci, pdata, timeout))
+    write_history(
+        ctx,
+        "the fault memory read",
+        lambda db, user, workstation: record_dtc_read(
+            db, before, vin=ident.vin, user=user, workstation=workstation
+        ),
+        owner=owner,
+    )
     if not clear:
         _show(before, as_json)
         return
@@ -126,7 +136,9 @@ def dtc_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         plan = build_clear_plan(ident, pdata.catalog)
     except ConfigError as error:
         raise fail(str(error), EXIT_USAGE) from error
-    report = run_guarded(apply_plan(vci, plan, pdata, home(ctx), options=options))
+    report = run_session(
+        ctx, plan, apply_plan(vci, plan, pdata, home(ctx), options=options), owner=owner
+    )
     _, after = _run(vci, _read(vci, pdata, timeout))
     refused = report.not_cleared
     cleared: dict[int, bool | str] = {a: refused.get(a, True) for a in targets}

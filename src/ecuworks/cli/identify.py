@@ -17,11 +17,19 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, errors, fail
+from ecuworks.cli.common import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    console,
+    errors,
+    fail,
+    write_history,
+)
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.execute.session import expected_ecus
 from ecuworks.pdata.source import PData
+from ecuworks.platform.recording import record_identify
 from ecuworks.transport.url import open_link
 from ecuworks.vehicle import GATEWAY_CANDIDATES, Identification, identify
 from ecuworks.vehicle.identify import find_gateway
@@ -101,6 +109,13 @@ def identify_command(
     except UdsError as error:
         raise fail(str(error), 1) from error
     notes = [*notes, *identification.notes]
+    write_history(
+        ctx,
+        "the identification",
+        lambda db, user, workstation: record_identify(
+            db, identification, user=user, workstation=workstation
+        ),
+    )
     if as_json:
         document = identification.to_json()
         for ecu in document["ecus"]:

@@ -33,6 +33,7 @@ from ecuworks.cli.program import (
     finish,
     run_guarded,
     run_options,
+    run_session,
 )
 from ecuworks.cli.progress_view import ProgressView
 from ecuworks.execute.runner import RunOptions
@@ -65,8 +66,9 @@ def _run(  # noqa: PLR0917 -- the job commands' shared tail, one call per comman
     options: RunOptions,
     yes: bool,
     as_json: bool,
+    owner: str | None,
 ) -> None:
-    """Plan with ``plan_build``, show, confirm, execute, report."""
+    """Plan with ``plan_build``, show, confirm, execute, report, record in the history."""
     pdata = load_pdata(ctx)
     planned = run_guarded(plan_job(vci, pdata, plan_build))
     plan = planned.plan
@@ -74,8 +76,11 @@ def _run(  # noqa: PLR0917 -- the job commands' shared tail, one call per comman
         render_plan(plan)
     confirm(f"Run the {plan.job} plan on {plan.vin} ({len(plan.actions)} action(s))?", yes)
     with ProgressView(plan, quiet=as_json) as view:
-        report = run_guarded(
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        report = run_session(
+            ctx,
+            plan,
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
+            owner=owner,
         )
     finish(report, plan, as_json)
 
@@ -110,6 +115,7 @@ def enable_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         options,
         yes,
         as_json,
+        owner,
     )
 
 
@@ -134,7 +140,7 @@ def replace_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         address = resolve_ecu(catalog, series, ecu).address
         return build_replace_plan(ident, catalog, ecu=address)
 
-    _run(ctx, vci, build, options, yes, as_json)
+    _run(ctx, vci, build, options, yes, as_json, owner)
 
 
 def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
@@ -162,6 +168,7 @@ def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         options,
         yes=True,  # confirmed above, before the hardware step
         as_json=as_json,
+        owner=owner,
     )
 
 

@@ -68,12 +68,21 @@ def root(
             help="Data directory (database, P-Data, journals); default $ECUWORKS_HOME.",
         ),
     ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            envvar="ECUWORKS_DB",
+            help="Platform database URL (users, vehicle history): sqlite:///PATH or "
+            "postgresql://USER@HOST/NAME; default SQLite in the data directory.",
+        ),
+    ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
     """ecuworks: the open workshop programming platform."""
-    ctx.obj = {"home": home}  # common.home() falls back to $ECUWORKS_HOME
+    ctx.obj = {"home": home, "db": db}  # common.home() falls back to $ECUWORKS_HOME
 
 
 def _int(text: str) -> int:

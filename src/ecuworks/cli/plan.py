@@ -25,6 +25,7 @@ from ecuworks.cli.common import (
     console,
     errors,
     fail,
+    write_history,
 )
 from ecuworks.cli.identify import identify_vehicle
 from ecuworks.cli.pdata import load_pdata
@@ -33,6 +34,7 @@ from ecuworks.plan.build import build_plan
 from ecuworks.plan.filter import PlanFilter
 from ecuworks.plan.model import Plan
 from ecuworks.plan.render import render_plan
+from ecuworks.platform.recording import record_plan
 
 __all__ = ["plan_command"]
 
@@ -104,6 +106,11 @@ def plan_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
                 f"cannot write the plan to {output}: {error.strerror}", EXIT_USAGE
             ) from error
     _show(plan, as_json, output, [*notes, *ident.notes])
+    write_history(
+        ctx,
+        "the plan",
+        lambda db, user, workstation: record_plan(db, plan, user=user, workstation=workstation),
+    )
 
 
 def _show(plan: Plan, as_json: bool, output: Path | None, notes: list[str]) -> None:

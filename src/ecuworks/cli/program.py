@@ -8,6 +8,7 @@ while programming (journal kept, ``resume`` possible); 5 vehicle not reachable.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Coroutine
@@ -26,6 +27,7 @@ from ecuworks.cli.common import (
     errors,
     fail,
     home,
+    write_history,
 )
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.cli.progress_view import ProgressView, render_report
@@ -47,6 +49,7 @@ from ecuworks.execute.session import apply_plan, make_plan, resume_session, unfi
 from ecuworks.plan.filter import PlanFilter
 from ecuworks.plan.model import Plan
 from ecuworks.plan.render import render_plan
+from ecuworks.platform.recording import record_failure, record_plan, record_session
 
 __all__ = [
     "apply_command",
@@ -56,6 +59,7 @@ __all__ = [
     "resume_command",
     "run_guarded",
     "run_options",
+    "run_session",
 ]
 
 _T = TypeVar("_T")
@@ -111,6 +115,55 @@ def run_guarded(work: Coroutine[Any, Any, _T]) -> _T:
         raise fail(
             "interrupted; the journal keeps where it stopped: run 'ecuworks resume'", EXIT_FAILED
         ) from None
+
+
+def run_session(
+    ctx: typer.Context, plan: Plan, work: Coroutine[Any, Any, Report], *, owner: str | None
+) -> Report:
+    """Run the session ``work`` of ``plan`` as :func:`run_guarded` does, and record it in
+    the vehicle history: its report, or why it stopped (a refusal before anything was
+    written is not recorded)."""
+    stopped: list[ProgrammingFailed] = []
+
+    async def watched() -> Report:
+        try:
+            return await work
+        except ProgrammingFailed as error:
+            stopped.append(error)
+            raise
+
+    try:
+        report = run_guarded(watched())
+    except typer.Exit:
+        if stopped:
+            _record_stop(ctx, plan, str(stopped[0]), owner)
+        raise
+    write_history(
+        ctx,
+        f"the {plan.job} session {report.session}",
+        lambda db, user, workstation: record_session(
+            db, report, plan, user=user, workstation=workstation
+        ),
+        owner=owner,
+        session=report.session,
+    )
+    return report
+
+
+def _record_stop(ctx: typer.Context, plan: Plan, reason: str, owner: str | None) -> None:
+    session = None
+    with contextlib.suppress(JournalError):  # it was just written; if not, say so unlinked
+        found = unfinished(home(ctx), plan.vin)
+        session = None if found is None else found.id
+    write_history(
+        ctx,
+        f"the failed {plan.job} session",
+        lambda db, user, workstation: record_failure(
+            db, plan, reason, session=session, user=user, workstation=workstation
+        ),
+        owner=owner,
+        session=session,
+    )
 
 
 def _options(  # noqa: PLR0917 -- the commands' shared options, in their order
@@ -221,8 +274,11 @@ def apply_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         render_plan(plan)
     confirm(f"Program {len(plan.ecus)} ECU(s) of {plan.vin} to {plan.target_ilevel}?", yes)
     with ProgressView(plan, quiet=as_json) as view:
-        report = run_guarded(
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        report = run_session(
+            ctx,
+            plan,
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
+            owner=owner,
         )
     finish(report, plan, as_json)
 
@@ -257,6 +313,12 @@ def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         render_plan(plan)
     if not plan.actions and plan.target_ilevel == plan.actual_ilevel:
         console.print(f"{plan.vin} is at {plan.target_ilevel} already: nothing to program.")
+        write_history(
+            ctx,
+            "the plan",
+            lambda db, user, workstation: record_plan(db, plan, user=user, workstation=workstation),
+            owner=owner,
+        )
         return
     # The battery is refused here already, so a technician is not asked in vain.
     try:
@@ -265,8 +327,11 @@ def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         raise fail(str(error), EXIT_REFUSED) from error
     confirm(f"Program {len(plan.ecus)} ECU(s) of {plan.vin} to {plan.target_ilevel}?", yes)
     with ProgressView(plan, quiet=as_json) as view:
-        report = run_guarded(
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view)
+        report = run_session(
+            ctx,
+            plan,
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
+            owner=owner,
         )
     finish(report, plan, as_json)
 
@@ -302,5 +367,10 @@ def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     job = "programming" if plan.job == "program" else f"the {plan.job} job of"
     confirm(f"Resume {job} {session.vin}?", yes)
     with ProgressView(plan, quiet=as_json) as view:
-        report = run_guarded(resume_session(vci, pdata, home(ctx), options=options, progress=view))
+        report = run_session(
+            ctx,
+            plan,
+            resume_session(vci, pdata, home(ctx), options=options, progress=view),
+            owner=owner,
+        )
     finish(report, plan, as_json)

@@ -3,20 +3,31 @@
 ``serve`` binds 127.0.0.1 by default: the UI drives vehicles, so reaching it from the
 network is a choice (``--host``), made behind HTTPS (``--secure-cookies``). At the first
 start, with no user yet, it creates an admin and prints its password once.
+
+``serve --demo`` also starts the simulated F-series vehicle in-process on loopback (charger
+connected), registers it as the interface ``demo-f-series`` (vehicle link and management
+address) and gives the ``admin`` account a new password, printed with the URL.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Final
 
 import typer
 import uvicorn
 
-from ecuworks.cli.common import EXIT_REFUSED, EXIT_USAGE, console, errors, fail, home
-from ecuworks.errors import ConfigError, DatabaseError
-from ecuworks.platform.db import Database, default_url, open_database
+from ecuworks.cli.common import EXIT_USAGE, console, db_url, errors, fail, home, open_db
+from ecuworks.errors import ConfigError
+from ecuworks.platform.interfaces import add_interface, list_interfaces, remove_interface
 from ecuworks.platform.users import Role, create_token, create_user, list_users, set_password
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from ecuworks.platform.db import Database
+    from ecuworks.web.settings import WebSettings
 
 __all__ = ["serve_command", "users_app"]
 
@@ -29,20 +40,11 @@ DbUrl = Annotated[
     ),
 ]
 
+DEMO_INTERFACE: Final = "demo-f-series"
+
 users_app = typer.Typer(
     name="users", help="Workstation accounts and API tokens.", no_args_is_help=True
 )
-
-
-def open_db(ctx: typer.Context, db: str | None) -> Database:
-    """The platform database (migrated), or exit 3 with what went wrong."""
-    directory = home(ctx)
-    if db is None:
-        directory.mkdir(parents=True, exist_ok=True)
-    try:
-        return open_database(db or default_url(directory))
-    except DatabaseError as error:
-        raise fail(str(error), EXIT_REFUSED) from error
 
 
 def _role(text: str) -> Role:
@@ -162,13 +164,39 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     secure_cookies: Annotated[
         bool, typer.Option(help="Mark cookies Secure (when served behind HTTPS).")
     ] = False,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Also run the simulated F-series vehicle as interface demo-f-series."
+        ),
+    ] = False,
+    time_scale: Annotated[
+        float, typer.Option(help="--demo: simulated seconds per real second.")
+    ] = 20.0,
 ) -> None:
     """Serve the workstation web UI."""
     from ecuworks.web.app import create_app  # noqa: PLC0415 -- only this command needs it
     from ecuworks.web.settings import WebSettings  # noqa: PLC0415
 
+    if time_scale <= 0:
+        raise fail("--time-scale must be positive", EXIT_USAGE)
     directory = home(ctx)
     database = open_db(ctx, db)
+    if demo:
+        password = secrets.token_urlsafe(12)
+        if "admin" in {p.name for p, _ in list_users(database)}:
+            set_password(database, "admin", password)
+        else:
+            create_user(database, "admin", password, Role.ADMIN)
+        settings = WebSettings(
+            home=directory,
+            db_url=db_url(ctx, db),
+            interfaces=tuple(parse_interface(text) for text in interface or ()),
+            secure_cookies=secure_cookies,
+            time_scale=time_scale,
+        )
+        asyncio.run(_serve_demo(create_app(settings, db=database), database, host, port, password))
+        return
     if not list_users(database):
         chosen = secrets.token_urlsafe(12)
         create_user(database, "admin", chosen, Role.ADMIN)
@@ -179,13 +207,53 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         )
     settings = WebSettings(
         home=directory,
-        db_url=db or default_url(directory),
+        db_url=db_url(ctx, db),
         interfaces=tuple(parse_interface(text) for text in interface or ()),
         secure_cookies=secure_cookies,
     )
     app = create_app(settings, db=database)
     errors.print(f"serving http://{host}:{port}/", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+async def _serve_demo(
+    app: FastAPI, database: Database, host: str, port: int, password: str
+) -> None:
+    """Run the simulated vehicle and the UI in one event loop until interrupted."""
+    from ecuworks.sim.simulator import Simulator  # noqa: PLC0415 -- only --demo needs it
+
+    settings: WebSettings = app.state.settings
+    simulator = Simulator(
+        "f-series",
+        time_scale=settings.time_scale,
+        doip_port=0,
+        hsfz_port=0,
+        hsfz_udp_port=0,
+        control_port=0,
+        vci_port=0,
+    )
+    async with simulator:
+        simulator.set_battery(volts=None, charger=True)
+        ports = simulator.ports
+        _register_demo(
+            database, f"hsfz://127.0.0.1:{ports['hsfz']}", f"http://127.0.0.1:{ports['control']}"
+        )
+        errors.print(
+            f"demo vehicle: simulated F-series (time scale {settings.time_scale:g}, charger "
+            f"on) as interface {DEMO_INTERFACE!r}\n"
+            f"serving http://{host}:{port}/  user admin, password {password}",
+            highlight=False,
+        )
+        server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+        await server.serve()
+
+
+def _register_demo(database: Database, vci_url: str, admin_url: str) -> None:
+    """The demo interface, at this start's ports (a stale entry of a former start goes)."""
+    for known in list_interfaces(database):
+        if known.name == DEMO_INTERFACE:
+            remove_interface(database, known.id)
+    add_interface(database, DEMO_INTERFACE, vci_url, admin_url)
 
 
 def parse_interface(text: str) -> tuple[str, str, str | None]:

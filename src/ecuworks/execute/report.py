@@ -66,6 +66,8 @@ class Report:
         notes: anything else a technician should read.
         not_cleared: ECUs that did not confirm clearing their fault memory (a ``diag``
             session), address -> why.
+        svt_after: the SVT the final check read (None when it did not run), for the
+            vehicle history.
     """
 
     vin: str
@@ -83,6 +85,7 @@ class Report:
     pauses: int = 0
     notes: list[str] = field(default_factory=list)
     not_cleared: dict[int, str] = field(default_factory=dict)
+    svt_after: dict[int, list[str]] | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` object of ``apply``, ``program`` and ``resume``."""

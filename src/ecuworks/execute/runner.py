@@ -14,7 +14,8 @@
 4. **ECU jobs** (:class:`~ecuworks.execute.ecu_job.EcuJob`): the gateway first and alone,
    then the others in parallel, longest first, up to ``max_parallel`` at once; ECUs on one
    bus share it, which the simulator and a real bus enforce by themselves. The power gate
-   holds back every new unit while the voltage is low.
+   holds back every new unit while the voltage is low, and so does a pause by hand
+   (:class:`~ecuworks.execute.control.RunControl`); an abort ends the session there.
 5. **Finish**: communication and DTC setting on, normal energy mode, the I-level triple and
    the VO written to the gateway, DTCs cleared and read again, and the final check: the
    SVT read back and compared with the plan's target.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ecuworks.enabling.fsc import FscSource
@@ -35,6 +37,7 @@ from ecuworks.errors import (
     Refused,
     UdsError,
 )
+from ecuworks.execute.control import Aborted, RunControl
 from ecuworks.execute.ecu_job import EcuJob, JobContext
 from ecuworks.execute.journal import Journal, SessionRecord, Status
 from ecuworks.execute.power import PowerPolicy
@@ -71,6 +74,7 @@ class RunOptions:
         fsc_source: where enabling codes come from (FscDeploy); None if no issuer.
         issuer_key: the issuer's public key, to explain a code an ECU refuses.
         hardware_wait_s: how long a HwInstall waits for the technician.
+        control: pause, resume and abort by hand; None when nobody can.
     """
 
     power: PowerPolicy = field(default_factory=PowerPolicy)
@@ -84,6 +88,7 @@ class RunOptions:
     fsc_source: FscSource | None = None
     issuer_key: bytes | None = None
     hardware_wait_s: float = 900.0
+    control: RunControl | None = None
 
 
 def check_plan(plan: Plan, ident: Identification, *, resuming: bool = False) -> None:
@@ -175,6 +180,8 @@ async def run_plan(
         poll_s=opts.voltage_poll_s,
         pause_limit_s=opts.pause_limit_s,
     )
+    control = opts.control or RunControl()
+    control.bind(progress)
     ctx = JobContext(
         link=link,
         plan=plan,
@@ -182,7 +189,7 @@ async def run_plan(
         journal=journal,
         session_id=session.id,
         progress=progress,
-        wait_power=gate.wait_open if flashing else _always_open,
+        wait_power=_safe_point(control, gate.wait_open if flashing else _always_open),
         attempts=opts.attempts,
         timing=opts.timing,
         done=done,
@@ -205,9 +212,10 @@ async def run_plan(
             if flashing:
                 watcher = asyncio.create_task(gate.watch())
             jobs = {a: EcuJob(ctx, infos[a], recover=a in in_bootloader) for a in plan.ecus}
-            await _run_jobs(jobs, plan, gate, opts, report)
+            await _run_jobs(jobs, plan, gate, opts, report, control)
             if watcher is not None:
                 await _stop(watcher)
+            await control.wait()
             for step in plan.steps:
                 if step.phase == "finish":
                     await steps.run(step.name)
@@ -244,6 +252,22 @@ def _check_power(plan: Plan, ident: Identification, opts: RunOptions) -> bool:
 
 async def _always_open() -> None:
     """The power gate of a job that writes no flash: coding needs no charger."""
+
+
+def _safe_point(
+    control: RunControl, power: Callable[[], Awaitable[None]]
+) -> Callable[[], Awaitable[None]]:
+    """What a job awaits before a new unit: no pause by hand, and the power gate open.
+
+    An abort does not stop a job here: the ECU's job runs to its end (see RunControl)."""
+
+    async def wait() -> None:
+        await control.wait_unpaused()
+        await power()
+        while control.paused:  # paused while the battery held it back
+            await control.wait_unpaused()
+
+    return wait
 
 
 async def _stop(task: asyncio.Task[None]) -> None:
@@ -294,14 +318,26 @@ def _check_bootloader_retries(
             )
 
 
-async def _run_jobs(
-    jobs: dict[int, EcuJob], plan: Plan, gate: PowerGate, opts: RunOptions, report: Report
+async def _run_jobs(  # noqa: PLR0917 -- the session's parts, passed down once
+    jobs: dict[int, EcuJob],
+    plan: Plan,
+    gate: PowerGate,
+    opts: RunOptions,
+    report: Report,
+    control: RunControl,
 ) -> None:
-    """The gateway's job alone, then the others, longest first, ``max_parallel`` at once."""
+    """The gateway's job alone, then the others, longest first, ``max_parallel`` at once.
+
+    An abort lets the jobs under way finish and starts no new one; then it is raised.
+    """
     by_address = {r.ecu: r for r in report.ecus}
 
     async def one(address: int) -> None:
         entry = by_address[address]
+        try:
+            await control.wait()
+        except Aborted:
+            return
         entry.status = "running"
         try:
             await jobs[address].run()
@@ -333,3 +369,4 @@ async def _run_jobs(
     except BaseExceptionGroup as group_error:
         # One ECU's failure stops the others at their next request; say the first one.
         raise group_error.exceptions[0] from None
+    control.check()

@@ -179,6 +179,7 @@ class Steps:
             report.mismatches.append("the final check did not run")
             return
         actual = final.svt
+        report.svt_after = actual
         for address in self.plan.ecus:
             want = list(self.plan.target_svt.get(address, ()))
             have = actual.get(address, [])

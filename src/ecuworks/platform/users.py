@@ -39,17 +39,24 @@ __all__ = [
     "Login",
     "Principal",
     "Role",
+    "TokenInfo",
+    "UserState",
     "audit",
+    "audit_entries",
     "authenticate_session",
     "authenticate_token",
     "create_token",
     "create_user",
     "end_session",
+    "list_tokens",
     "list_users",
     "log_in",
     "revoke_token",
+    "revoke_token_id",
+    "set_disabled",
     "set_password",
     "set_role",
+    "user_states",
 ]
 
 LOCK_AFTER: Final = 5
@@ -335,3 +342,109 @@ def audit(
     """Record who did what (to which VIN) in the append-only audit log."""
     with database.session() as session:
         session.add(_audit_entry(user, action, vin, detail))
+
+
+# -- administration (the admin pages and their JSON API) ---------------------------------
+
+
+@dataclass(frozen=True)
+class UserState:
+    """A user as the admin page lists it."""
+
+    principal: Principal
+    disabled: bool
+    locked_until: datetime | None
+
+    @property
+    def locked(self) -> bool:
+        """True while failed logins keep the account locked."""
+        return self.locked_until is not None and self.locked_until > _now()
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """An API token without its secret (only its holder has that)."""
+
+    id: int
+    user: str
+    label: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+
+def user_states(database: Database) -> list[UserState]:
+    """Every user with its disabled and lockout state, by name."""
+    with database.session() as session:
+        return [
+            UserState(_principal(u), u.disabled, utc(u.locked_until) if u.locked_until else None)
+            for u in session.scalars(select(User).order_by(User.name))
+        ]
+
+
+def set_disabled(database: Database, name: str, disabled: bool) -> None:
+    """Disable or enable a user; disabling also ends every browser session of it.
+
+    Raises:
+        ConfigError: no such user.
+    """
+    with database.session() as session:
+        user = _user(session, name)
+        user.disabled = disabled
+        if disabled:
+            session.execute(delete(WebSession).where(WebSession.user_id == user.id))
+
+
+def list_tokens(database: Database) -> list[TokenInfo]:
+    """Every API token, newest first."""
+    with database.session() as session:
+        rows = session.execute(
+            select(ApiToken, User.name)
+            .join(User, ApiToken.user_id == User.id)
+            .order_by(ApiToken.id.desc())
+        ).all()
+        return [_token_info(token, user) for token, user in rows]
+
+
+def _token_info(token: ApiToken, user: str) -> TokenInfo:
+    used = utc(token.last_used_at) if token.last_used_at else None
+    return TokenInfo(token.id, user, token.name, utc(token.created_at), used, token.revoked)
+
+
+def revoke_token_id(database: Database, token_id: int) -> TokenInfo:
+    """Revoke the token with ``token_id`` (as :func:`list_tokens` shows it).
+
+    Raises:
+        ConfigError: no such token.
+    """
+    with database.session() as session:
+        row = session.execute(
+            select(ApiToken, User.name)
+            .join(User, ApiToken.user_id == User.id)
+            .where(ApiToken.id == token_id)
+        ).first()
+        if row is None:
+            raise ConfigError(f"no API token with id {token_id}")
+        token, user = row
+        token.revoked = True
+        return _token_info(token, user)
+
+
+def audit_entries(
+    database: Database,
+    *,
+    vin: str = "",
+    user: str = "",
+    actions: tuple[str, ...] = (),
+    limit: int = 200,
+) -> list[AuditEntry]:
+    """The audit log, newest first, optionally only one VIN's, one user's or some actions."""
+    query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)
+    if vin.strip():
+        query = query.where(AuditEntry.vin == vin.strip().upper())
+    if user.strip():
+        query = query.where(AuditEntry.user == user.strip())
+    if actions:
+        query = query.where(AuditEntry.action.in_(actions))
+    with database.session() as session:
+        return list(session.scalars(query))

@@ -12,11 +12,22 @@ from fastapi.staticfiles import StaticFiles
 
 from ecuworks.errors import AccessDenied, DatabaseError
 from ecuworks.platform.db import Database, open_database
+from ecuworks.platform.interfaces import ensure_configured
 from ecuworks.web.assets import vendor_file
 from ecuworks.web.auth import NotLoggedIn, wants_html
 from ecuworks.web.pages import render
-from ecuworks.web.routes import admin, diagnosis, history, home, interfaces, programming
+from ecuworks.web.routes import (
+    admin,
+    data,
+    diagnosis,
+    history,
+    home,
+    interfaces,
+    programming,
+    reports,
+)
 from ecuworks.web.routes.home import login_url
+from ecuworks.web.runs import RunManager
 from ecuworks.web.settings import WebSettings
 
 __all__ = ["create_app"]
@@ -34,21 +45,36 @@ _SECURITY_HEADERS = {
 def create_app(settings: WebSettings, *, db: Database | None = None) -> FastAPI:
     """The web app; ``db`` defaults to opening (and migrating) ``settings.db_url``.
 
+    The interfaces of ``settings.interfaces`` not yet known by name are added.
+
     Raises:
         DatabaseError: the database cannot be opened.
+        ConfigError: one of ``settings.interfaces`` cannot be used.
     """
     database = db or open_database(settings.db_url)
+    runs = RunManager(settings.home, database, time_scale=settings.time_scale)
+    ensure_configured(database, settings.interfaces)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        await runs.close()
         if db is None:
             database.close()
 
-    app = FastAPI(title="ecuworks workstation", lifespan=lifespan, docs_url="/api/docs")
+    # The OpenAPI schema is served behind the login by the admin routes (/api/openapi.json);
+    # the interactive docs would load scripts from a CDN, which the CSP forbids.
+    app = FastAPI(
+        title="ecuworks workstation",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
     app.state.settings = settings
     app.state.db = database
-    for module in (home, admin, interfaces, history, programming, diagnosis):
+    app.state.runs = runs
+    for module in (home, admin, interfaces, history, programming, diagnosis, data, reports):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
 

@@ -1,0 +1,135 @@
+"""What the programming and diagnosis pages share: the interfaces, the run options, the
+reservation check, and messages for a vehicle that does not answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from fastapi import Request
+
+from ecuworks.errors import (
+    AccessDenied,
+    ConfigError,
+    EcuworksError,
+    LinkError,
+    ParseError,
+    PDataMismatch,
+    Refused,
+    UdsError,
+)
+from ecuworks.execute.reservation import Reservation
+from ecuworks.execute.runner import RunOptions
+from ecuworks.platform.interfaces import list_interfaces, reservation_owner
+from ecuworks.transport.vci import VciAdmin
+from ecuworks.web.auth import Caller, database
+from ecuworks.web.runs import RunManager
+from ecuworks.web.settings import WebSettings
+
+__all__ = [
+    "NOT_RESERVED",
+    "VehicleInterface",
+    "check_reserved",
+    "interfaces",
+    "manager",
+    "run_options",
+    "settings",
+    "vehicle_problem",
+]
+
+NOT_RESERVED: Final = "reserve the interface first on the Interfaces page"
+
+
+@dataclass(frozen=True, slots=True)
+class VehicleInterface:
+    """An interface a page may use: its name, vehicle link and management address."""
+
+    name: str
+    vci_url: str
+    admin_url: str | None
+
+
+def settings(request: Request) -> WebSettings:
+    """The app's settings."""
+    found: WebSettings = request.app.state.settings
+    return found
+
+
+def manager(request: Request) -> RunManager:
+    """The app's run manager."""
+    found: RunManager = request.app.state.runs
+    return found
+
+
+def interfaces(request: Request) -> dict[str, VehicleInterface]:
+    """Every interface known, by name: the database's, then the configured ones."""
+    found = {
+        i.name: VehicleInterface(i.name, i.vci_url, i.admin_url)
+        for i in list_interfaces(database(request))
+    }
+    for name, vci_url, admin_url in settings(request).interfaces:
+        found.setdefault(name, VehicleInterface(name, vci_url, admin_url))
+    return found
+
+
+def interface(request: Request, name: str) -> VehicleInterface:
+    """The interface called ``name``.
+
+    Raises:
+        AccessDenied: 404 when there is none.
+    """
+    found = interfaces(request).get(name)
+    if found is None:
+        raise AccessDenied(
+            f"there is no interface called {name!r}; add it on the Interfaces page", status=404
+        )
+    return found
+
+
+async def check_reserved(vehicle: VehicleInterface, caller: Caller, workstation: str) -> None:
+    """Refuse unless ``caller`` holds the interface's reservation from this workstation.
+
+    Raises:
+        AccessDenied: 409 with :data:`NOT_RESERVED` (and who holds it, if someone does).
+    """
+    if vehicle.admin_url is None:
+        return  # nothing to reserve: a bare adapter
+    owner = reservation_owner(caller.name, workstation)
+    try:
+        async with VciAdmin(vehicle.admin_url) as admin:
+            held = (await admin.info()).owner
+    except (ConfigError, LinkError) as error:
+        raise AccessDenied(
+            f"{vehicle.name} does not answer ({error}); check it", status=409
+        ) from error
+    if held != owner:
+        by = f" (it is reserved by {held})" if held else ""
+        raise AccessDenied(f"{NOT_RESERVED}{by}", status=409)
+
+
+def run_options(vehicle: VehicleInterface, caller: Caller, config: WebSettings) -> RunOptions:
+    """Options for a session from the web UI, on the caller's reservation.
+
+    Tester present and the voltage poll follow the simulated vehicle's time scale (the
+    ECUs' S3 timeout shrinks with it). No enabling-code issuer: the web UI runs no job
+    that writes enabling codes.
+    """
+    reservation = None
+    if vehicle.admin_url is not None:
+        owner = reservation_owner(caller.name, config.workstation)
+        reservation = Reservation(url=vehicle.admin_url, owner=owner)
+    scale = max(config.time_scale, 1.0)
+    return RunOptions(
+        tester_present_s=min(1.5, 1.0 / scale),
+        voltage_poll_s=0.5 if scale == 1.0 else 0.2,
+        reservation=reservation,
+    )
+
+
+def vehicle_problem(error: EcuworksError) -> str:
+    """What to tell a technician when the vehicle or its data said no."""
+    if isinstance(error, LinkError):
+        return f"{error}. Is the vehicle interface connected? Nothing was written."
+    if isinstance(error, (Refused, PDataMismatch, UdsError, ConfigError, ParseError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
