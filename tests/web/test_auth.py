@@ -8,7 +8,7 @@ import httpx
 import pytest
 from tests.web.conftest import HTML, PASSWORD, StartWorkstation, Workstation, csrf_of
 
-from ecuworks.platform.users import LOCK_AFTER, Role, list_users
+from ecuworks.platform.users import LOCK_AFTER, Role, user_states
 from ecuworks.web.auth import COOKIE
 
 
@@ -53,7 +53,7 @@ async def test_a_form_without_its_csrf_token_changes_nothing(
         assert "security token is missing or stale" in refused.text
         forged = await admin.post("/admin/users", data={**form, "csrf": "forged"})
         assert forged.status_code == 403
-    assert [p.name for p, _ in list_users(ws.db)] == ["root"]
+    assert [u.principal.name for u in user_states(ws.db)] == ["root"]
 
 
 async def test_an_api_token_works_until_it_is_revoked(start_workstation: StartWorkstation) -> None:

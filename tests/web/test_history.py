@@ -86,47 +86,44 @@ async def test_a_viewer_finds_a_vehicle_and_reads_its_session(
         ),
     )
     viewer = await ws.login("vic", Role.VIEWER)
-    try:
-        page = await viewer.get("/history", params={"q": "ada"})
-        assert page.status_code == 200
-        assert VIN in page.text
-        assert "WBA00000000000007" not in page.text
-        assert _cells(page.text)[4:6] == [VIN, "2"]
-        assert "WBA00000000000007" in (await viewer.get("/history", params={"q": "grace"})).text
-        assert "No vehicle matches" in (await viewer.get("/history?q=nobody")).text
+    page = await viewer.get("/history", params={"q": "ada"})
+    assert page.status_code == 200
+    assert VIN in page.text
+    assert "WBA00000000000007" not in page.text
+    assert _cells(page.text)[4:6] == [VIN, "2"]
+    assert "WBA00000000000007" in (await viewer.get("/history", params={"q": "grace"})).text
+    assert "No vehicle matches" in (await viewer.get("/history?q=nobody")).text
 
-        page = await viewer.get(f"/history/{VIN}")
-        assert page.status_code == 200
-        assert "Chain verified, 2 record(s)" in page.text
-        cells = _cells(page.text)
-        kinds = [cells[i + 2] for i, c in enumerate(cells) if c in {"1", "2"}]
-        assert kinds == ["program", "identify"], "newest first"
-        assert "bench-1" in cells
-        assert "done" in cells
+    page = await viewer.get(f"/history/{VIN}")
+    assert page.status_code == 200
+    assert "Chain verified, 2 record(s)" in page.text
+    cells = _cells(page.text)
+    kinds = [cells[i + 2] for i, c in enumerate(cells) if c in {"1", "2"}]
+    assert kinds == ["program", "identify"], "newest first"
+    assert "bench-1" in cells
+    assert "done" in cells
 
-        page = await viewer.get(f"/history/{VIN}/2")
-        assert page.status_code == 200
-        cells = _cells(page.text)
-        dme = cells.index("0x12 DME")
-        assert cells[dme + 1 : dme + 4] == [OLD, NEW, "changed"]
-        other = cells.index("0x40")
-        assert cells[other + 1 : other + 4] == [KEPT, KEPT, "unchanged"]
-        assert f"Steps of journal session {session}" in page.text
-        assert f"0x12/SwDeploy/{NEW}" in cells
-        assert "Success" in cells
+    page = await viewer.get(f"/history/{VIN}/2")
+    assert page.status_code == 200
+    cells = _cells(page.text)
+    dme = cells.index("0x12 DME")
+    assert cells[dme + 1 : dme + 4] == [OLD, NEW, "changed"]
+    other = cells.index("0x40")
+    assert cells[other + 1 : other + 4] == [KEPT, KEPT, "unchanged"]
+    assert f"Steps of journal session {session}" in page.text
+    assert f"0x12/SwDeploy/{NEW}" in cells
+    assert "Success" in cells
 
-        record = (await viewer.get(f"/api/history/{VIN}/2")).json()
-        assert record["svt_after"] == {"18": [NEW], "64": [KEPT]}
-        assert [s["status"] for s in record["journal"]["steps"]] == ["Started", "Success"]
-        vehicle = (await viewer.get(f"/api/history/{VIN}")).json()
-        assert vehicle["chain"] == {"verified": True, "records": 2, "break": None}
-        found = (await viewer.get("/api/history", params={"q": VIN[:8]})).json()
-        assert [v["vin"] for v in found["vehicles"]] == [VIN]
+    record = (await viewer.get(f"/api/history/{VIN}/2")).json()
+    assert record["svt_after"] == {"18": [NEW], "64": [KEPT]}
+    assert [s["status"] for s in record["journal"]["steps"]] == ["Started", "Success"]
+    vehicle = (await viewer.get(f"/api/history/{VIN}")).json()
+    assert vehicle["chain"] == {"verified": True, "records": 2, "break": None}
+    found = (await viewer.get("/api/history", params={"q": VIN[:8]})).json()
+    assert [v["vin"] for v in found["vehicles"]] == [VIN]
 
-        assert (await viewer.get("/history/WBA99999999999999")).status_code == 404
-        assert (await viewer.get(f"/api/history/{VIN}/9")).status_code == 404
-    finally:
-        await viewer.aclose()
+    assert (await viewer.get("/history/WBA99999999999999")).status_code == 404
+    assert (await viewer.get(f"/api/history/{VIN}/9")).status_code == 404
 
 
 async def test_a_session_whose_journal_is_elsewhere_says_so(
@@ -146,10 +143,7 @@ async def test_a_session_whose_journal_is_elsewhere_says_so(
         ),
     )
     client = await ws.login("ada", Role.TECHNICIAN)
-    try:
-        page = await client.get(f"/history/{VIN}/1")
-    finally:
-        await client.aclose()
+    page = await client.get(f"/history/{VIN}/1")
     assert "the journal of this session is not on this workstation" in page.text
 
 
@@ -192,10 +186,7 @@ async def test_a_cli_session_shows_its_svt_change_and_steps(
     assert code == 0, err
     report = json.loads(out)
     viewer = await ws.login("vic", Role.VIEWER)
-    try:
-        page = await viewer.get(f"/history/{report['vin']}/1")
-    finally:
-        await viewer.aclose()
+    page = await viewer.get(f"/history/{report['vin']}/1")
     assert page.status_code == 200
     cells = _cells(page.text)
     assert cells.count("changed") == sum(1 for e in report["ecus"] if e["actions"])

@@ -6,12 +6,9 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx
-import pytest
 from sqlalchemy import select
 from tests.conftest import StartSimulator
 from tests.execute.test_program_e2e import HOST, control, url_of
@@ -23,21 +20,6 @@ from ecuworks.platform.users import Role
 from ecuworks.sim.simulator import Simulator
 
 RESERVE = re.compile(r'<button type="submit" aria-label="Reserve bench">Reserve</button>')
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[AsyncExitStack]:
-    """Closes the logged-in clients of a test."""
-    async with AsyncExitStack() as stack:
-        yield stack
-
-
-async def log_in(
-    clients: AsyncExitStack, ws: Workstation, name: str, role: Role
-) -> httpx.AsyncClient:
-    client = await ws.login(name, role)
-    clients.push_async_callback(client.aclose)
-    return client
 
 
 async def bench_workstation(
@@ -61,14 +43,13 @@ async def test_two_workstations_reserve_at_once_and_one_is_refused_by_name(
     start_simulator: StartSimulator,
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     sim = await start_simulator("f-series")
     ws1 = await bench_workstation(start_workstation, sim, tmp_path / "ws1", "ws1")
     ws2 = await bench_workstation(start_workstation, sim, tmp_path / "ws2", "ws2")
     ada, bob = (
-        await log_in(clients, ws1, "ada", Role.TECHNICIAN),
-        await log_in(clients, ws2, "bob", Role.TECHNICIAN),
+        await ws1.login("ada", Role.TECHNICIAN),
+        await ws2.login("bob", Role.TECHNICIAN),
     )
     [(ada_id,)] = [(i["id"],) for i in (await ada.get("/api/interfaces")).json()]
     [(bob_id,)] = [(i["id"],) for i in (await bob.get("/api/interfaces")).json()]
@@ -105,11 +86,10 @@ async def test_reserve_and_release_from_the_page(
     start_simulator: StartSimulator,
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     sim = await start_simulator("f-series")
     ws = await bench_workstation(start_workstation, sim, tmp_path / "ws", "bay-3")
-    ada = await log_in(clients, ws, "ada", Role.TECHNICIAN)
+    ada = await ws.login("ada", Role.TECHNICIAN)
     page = await ada.get("/interfaces")
     assert RESERVE.search(page.text)
     assert 'aria-label="Release bench"' in page.text
@@ -134,11 +114,10 @@ async def test_an_expired_lease_is_taken_over(
     start_simulator: StartSimulator,
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     sim = await start_simulator("f-series")
     ws = await bench_workstation(start_workstation, sim, tmp_path / "ws", "ws1")
-    ada = await log_in(clients, ws, "ada", Role.TECHNICIAN)
+    ada = await ws.login("ada", Role.TECHNICIAN)
     [interface] = (await ada.get("/api/interfaces")).json()
     # Another workstation holds it with a short lease and never renews it.
     await control(sim, "POST", "/vci/reservation", {"owner": "bench-2@ws2", "lease_s": 0.5})
@@ -159,13 +138,12 @@ async def test_the_status_shows_owner_firmware_vin_and_battery(
     start_simulator: StartSimulator,
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     sim = await start_simulator("f-series")
     ws = await bench_workstation(start_workstation, sim, tmp_path / "ws", "ws1")
     await control(sim, "POST", "/vci/reservation", {"owner": "bench-2@ws2", "lease_s": 700})
     vci = await control(sim, "GET", "/vci")
-    viewer = await log_in(clients, ws, "vera", Role.VIEWER)
+    viewer = await ws.login("vera", Role.VIEWER)
 
     page = (await viewer.get("/interfaces")).text
     cell = re.search(r'<td aria-live="polite"[^>]*>([^<]*)</td>', page)
@@ -186,13 +164,12 @@ async def test_the_status_shows_owner_firmware_vin_and_battery(
 async def test_an_interface_that_does_not_answer_is_shown_offline(
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     ws = await start_workstation(
         home=tmp_path / "ws",
         interfaces=(("gone", "hsfz://127.0.0.1", f"http://{HOST}:{free_port()}"),),
     )
-    ada = await log_in(clients, ws, "ada", Role.TECHNICIAN)
+    ada = await ws.login("ada", Role.TECHNICIAN)
     page = await ada.get("/interfaces")
     assert page.status_code == 200
     assert "offline: the VCI&#39;s management address" in page.text
@@ -206,11 +183,10 @@ async def test_a_viewer_cannot_reserve(
     start_simulator: StartSimulator,
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     sim = await start_simulator("f-series")
     ws = await bench_workstation(start_workstation, sim, tmp_path / "ws", "ws1")
-    viewer = await log_in(clients, ws, "vera", Role.VIEWER)
+    viewer = await ws.login("vera", Role.VIEWER)
     page = await viewer.get("/interfaces")
     assert "bench" in page.text
     assert not RESERVE.search(page.text)
@@ -245,12 +221,11 @@ async def test_discover_then_add_then_remove(
     start_simulator: StartSimulator,
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     sim = await start_simulator("g-series")
     vin = sim.state_json()["vin"]
     ws = await start_workstation(home=tmp_path / "ws")
-    admin = await log_in(clients, ws, "root", Role.ADMIN)
+    admin = await ws.login("root", Role.ADMIN)
     assert "No interface is known yet" in (await admin.get("/interfaces")).text
 
     found = await admin.get(
@@ -291,10 +266,9 @@ async def test_discover_then_add_then_remove(
 async def test_only_an_admin_adds_or_removes_interfaces(
     start_workstation: StartWorkstation,
     tmp_path: Path,
-    clients: AsyncExitStack,
 ) -> None:
     ws = await start_workstation(home=tmp_path / "ws")
-    ada = await log_in(clients, ws, "ada", Role.TECHNICIAN)
+    ada = await ws.login("ada", Role.TECHNICIAN)
     page = await ada.get("/interfaces")
     assert "Add interface" not in page.text
     answer = await ada.post(

@@ -42,25 +42,22 @@ async def test_identify_plan_and_program_on_the_reserved_vci(
     )
     before = await control(sim, "GET", "/state")
     ada = await ws.login("ada", Role.TECHNICIAN)
-    try:
-        found = await ada.post("/api/programming/identify", json={"interface": "sim"})
-        assert found.status_code == 200, found.text
-        vin = found.json()["identification"]["vin"]
-        answer = await ada.post("/api/programming/plan", json={"interface": "sim"})
-        assert answer.status_code == 200, answer.text
-        plan_id, plan = answer.json()["id"], answer.json()["plan"]
+    found = await ada.post("/api/programming/identify", json={"interface": "sim"})
+    assert found.status_code == 200, found.text
+    vin = found.json()["identification"]["vin"]
+    answer = await ada.post("/api/programming/plan", json={"interface": "sim"})
+    assert answer.status_code == 200, answer.text
+    plan_id, plan = answer.json()["id"], answer.json()["plan"]
 
-        refused = await ada.post("/api/programming/runs", json={"plan": plan_id})
-        assert refused.status_code == 409
-        assert "reserve the interface first on the Interfaces page" in refused.json()["detail"]
+    refused = await ada.post("/api/programming/runs", json={"plan": plan_id})
+    assert refused.status_code == 409
+    assert "reserve the interface first on the Interfaces page" in refused.json()["detail"]
 
-        owner = reservation_owner("ada", ws.settings.workstation)
-        await control(sim, "POST", "/vci/reservation", {"owner": owner, "lease_s": 600})
-        started = await ada.post("/api/programming/runs", json={"plan": plan_id})
-        assert started.status_code == 202, started.text
-        state = await _until_over(ada, started.json()["id"])
-    finally:
-        await ada.aclose()
+    owner = reservation_owner("ada", ws.settings.workstation)
+    await control(sim, "POST", "/vci/reservation", {"owner": owner, "lease_s": 600})
+    started = await ada.post("/api/programming/runs", json={"plan": plan_id})
+    assert started.status_code == 202, started.text
+    state = await _until_over(ada, started.json()["id"])
 
     assert state["state"] == "done", state
     assert state["report"]["final_check"] is True
@@ -85,20 +82,17 @@ async def test_a_viewer_cannot_identify_plan_or_start(
     ws = await start_workstation(home=pdata_home, interfaces=(_interface(sim),))
     before = await control(sim, "GET", "/state")
     vera = await ws.login("vera", Role.VIEWER)
-    try:
-        page = await vera.get("/programming")
-        assert page.status_code == 200
-        assert "Identify</button>" not in page.text
-        for path, body in (
-            ("/api/programming/identify", {"interface": "sim"}),
-            ("/api/programming/plan", {"interface": "sim"}),
-            ("/api/programming/runs", {"plan": "anything"}),
-        ):
-            answer = await vera.post(path, json=body)
-            assert answer.status_code == 403, (path, answer.text)
-        form = await vera.post("/programming/plans/anything/start", data={})
-        assert form.status_code == 403
-    finally:
-        await vera.aclose()
+    page = await vera.get("/programming")
+    assert page.status_code == 200
+    assert "Identify</button>" not in page.text
+    for path, body in (
+        ("/api/programming/identify", {"interface": "sim"}),
+        ("/api/programming/plan", {"interface": "sim"}),
+        ("/api/programming/runs", {"plan": "anything"}),
+    ):
+        answer = await vera.post(path, json=body)
+        assert answer.status_code == 403, (path, answer.text)
+    form = await vera.post("/programming/plans/anything/start", data={})
+    assert form.status_code == 403
     after = await control(sim, "GET", "/state")
     assert after["ecus"] == before["ecus"]

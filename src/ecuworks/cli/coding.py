@@ -27,7 +27,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ecuworks.cli.common import EXIT_REFUSED, EXIT_USAGE, console, errors, fail, home
+from ecuworks.cli.common import EXIT_USAGE, console, errors, fail
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.cli.program import (
     AsJson,
@@ -39,12 +39,11 @@ from ecuworks.cli.program import (
     VciAdminUrl,
     Yes,
     _options,
+    check_battery,
     confirm,
-    finish,
+    execute_plan,
     run_guarded,
-    run_session,
 )
-from ecuworks.cli.progress_view import ProgressView
 from ecuworks.coding.expert import (
     check_value,
     decode_value,
@@ -54,8 +53,7 @@ from ecuworks.coding.expert import (
     vo_value,
 )
 from ecuworks.errors import ConfigError, PDataMismatch, Refused
-from ecuworks.execute.runner import RunOptions
-from ecuworks.execute.session import apply_plan, for_link, identify_vehicle, plan_job
+from ecuworks.execute.session import for_link, identify_vehicle, plan_job
 from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.model import EcuInfo
 from ecuworks.pdata.source import PData
@@ -202,37 +200,9 @@ def code_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     if not plan.actions:
         console.print(f"{plan.vin}: no ECU with coding answered: nothing to code.")
         return
-    _check_power(options, planned.ident)
+    check_battery(options, planned.ident)
     confirm(f"Code {len(plan.ecus)} ECU(s) of {plan.vin} from its vehicle order?", yes)
-    _execute(ctx, vci, plan, pdata, options=options, as_json=as_json, owner=owner)
-
-
-def _check_power(options: RunOptions, ident: Identification) -> None:
-    """Refuse a low battery before asking, so a technician is not asked in vain."""
-    try:
-        options.power.check_start(ident.battery_volts)
-    except Refused as error:
-        raise fail(str(error), EXIT_REFUSED) from error
-
-
-def _execute(
-    ctx: typer.Context,
-    vci: str,
-    plan: Plan,
-    pdata: PData,
-    *,
-    options: RunOptions,
-    as_json: bool,
-    owner: str | None,
-) -> None:
-    with ProgressView(plan, quiet=as_json) as view:
-        report = run_session(
-            ctx,
-            plan,
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
-            owner=owner,
-        )
-    finish(report, plan, as_json)
+    execute_plan(ctx, vci, plan, pdata, options, as_json=as_json, owner=owner)
 
 
 # -- ecuworks code get ----------------------------------------------------------------------
@@ -404,7 +374,7 @@ def set_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
             f"{given}; the next VO coding will set it back",
             highlight=False,
         )
-    _check_power(options, planned.ident)
+    check_battery(options, planned.ident)
     against = " against the vehicle order" if contradicts else ""
     confirm(f"Code {_label(info)} {parameter} = {value}{against}?", yes)
-    _execute(ctx, vci, plan, pdata, options=options, as_json=as_json, owner=owner)
+    execute_plan(ctx, vci, plan, pdata, options, as_json=as_json, owner=owner)

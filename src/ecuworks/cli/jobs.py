@@ -20,7 +20,7 @@ from typing import Annotated
 import typer
 
 from ecuworks.cli.coding import resolve_ecu
-from ecuworks.cli.common import EXIT_FAILED, EXIT_USAGE, errors, fail, home
+from ecuworks.cli.common import EXIT_FAILED, EXIT_USAGE, errors, fail
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.cli.program import (
     AsJson,
@@ -30,14 +30,12 @@ from ecuworks.cli.program import (
     VciAdminUrl,
     Yes,
     confirm,
-    finish,
+    execute_plan,
     run_guarded,
     run_options,
-    run_session,
 )
-from ecuworks.cli.progress_view import ProgressView
 from ecuworks.execute.runner import RunOptions
-from ecuworks.execute.session import apply_plan, identify_vehicle, plan_job
+from ecuworks.execute.session import identify_vehicle, plan_job
 from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.model import Retrofit
 from ecuworks.pdata.source import PData
@@ -75,14 +73,7 @@ def _run(  # noqa: PLR0917 -- the job commands' shared tail, one call per comman
     if not as_json:
         render_plan(plan)
     confirm(f"Run the {plan.job} plan on {plan.vin} ({len(plan.actions)} action(s))?", yes)
-    with ProgressView(plan, quiet=as_json) as view:
-        report = run_session(
-            ctx,
-            plan,
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
-            owner=owner,
-        )
-    finish(report, plan, as_json)
+    execute_plan(ctx, vci, plan, pdata, options, as_json=as_json, owner=owner)
 
 
 def enable_command(  # noqa: PLR0917 -- Typer maps each option to a parameter

@@ -46,10 +46,12 @@ from ecuworks.execute.report import Report
 from ecuworks.execute.reservation import Reservation, default_owner
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import apply_plan, make_plan, resume_session, unfinished
+from ecuworks.pdata.source import PData
 from ecuworks.plan.filter import PlanFilter
 from ecuworks.plan.model import Plan
 from ecuworks.plan.render import render_plan
 from ecuworks.platform.recording import record_failure, record_plan, record_session
+from ecuworks.vehicle.identify import Identification
 
 __all__ = [
     "apply_command",
@@ -115,6 +117,35 @@ def run_guarded(work: Coroutine[Any, Any, _T]) -> _T:
         raise fail(
             "interrupted; the journal keeps where it stopped: run 'ecuworks resume'", EXIT_FAILED
         ) from None
+
+
+def check_battery(options: RunOptions, ident: Identification) -> None:
+    """Refuse a low battery before asking, so a technician is not asked in vain."""
+    try:
+        options.power.check_start(ident.battery_volts)
+    except Refused as error:
+        raise fail(str(error), EXIT_REFUSED) from error
+
+
+def execute_plan(
+    ctx: typer.Context,
+    vci: str,
+    plan: Plan,
+    pdata: PData,
+    options: RunOptions,
+    *,
+    as_json: bool,
+    owner: str | None,
+) -> None:
+    """Execute a confirmed plan with its progress view, record it, print the report."""
+    with ProgressView(plan, quiet=as_json) as view:
+        report = run_session(
+            ctx,
+            plan,
+            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
+            owner=owner,
+        )
+    finish(report, plan, as_json)
 
 
 def run_session(
@@ -273,14 +304,7 @@ def apply_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     if not as_json:
         render_plan(plan)
     confirm(f"Program {len(plan.ecus)} ECU(s) of {plan.vin} to {plan.target_ilevel}?", yes)
-    with ProgressView(plan, quiet=as_json) as view:
-        report = run_session(
-            ctx,
-            plan,
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
-            owner=owner,
-        )
-    finish(report, plan, as_json)
+    execute_plan(ctx, vci, plan, pdata, options, as_json=as_json, owner=owner)
 
 
 def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
@@ -320,20 +344,9 @@ def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
             owner=owner,
         )
         return
-    # The battery is refused here already, so a technician is not asked in vain.
-    try:
-        options.power.check_start(planned.ident.battery_volts)
-    except Refused as error:
-        raise fail(str(error), EXIT_REFUSED) from error
+    check_battery(options, planned.ident)
     confirm(f"Program {len(plan.ecus)} ECU(s) of {plan.vin} to {plan.target_ilevel}?", yes)
-    with ProgressView(plan, quiet=as_json) as view:
-        report = run_session(
-            ctx,
-            plan,
-            apply_plan(vci, plan, pdata, home(ctx), options=options, progress=view),
-            owner=owner,
-        )
-    finish(report, plan, as_json)
+    execute_plan(ctx, vci, plan, pdata, options, as_json=as_json, owner=owner)
 
 
 def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter

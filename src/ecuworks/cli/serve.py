@@ -21,7 +21,7 @@ import uvicorn
 from ecuworks.cli.common import EXIT_USAGE, console, db_url, errors, fail, home, open_db
 from ecuworks.errors import ConfigError
 from ecuworks.platform.interfaces import add_interface, list_interfaces, remove_interface
-from ecuworks.platform.users import Role, create_token, create_user, list_users, set_password
+from ecuworks.platform.users import Role, create_token, create_user, set_password, user_states
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -104,9 +104,9 @@ def list_command(ctx: typer.Context, db: DbUrl = None) -> None:
     """List the accounts."""
     database = open_db(ctx, db)
     try:
-        for principal, disabled in list_users(database):
-            state = " (disabled)" if disabled else ""
-            console.print(f"{principal.name}\t{principal.role}{state}", highlight=False)
+        for user in user_states(database):
+            state = " (disabled)" if user.disabled else " (locked)" if user.locked else ""
+            console.print(f"{user.principal.name}\t{user.principal.role}{state}", highlight=False)
     finally:
         database.close()
 
@@ -184,7 +184,7 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     database = open_db(ctx, db)
     if demo:
         password = secrets.token_urlsafe(12)
-        if "admin" in {p.name for p, _ in list_users(database)}:
+        if "admin" in {u.principal.name for u in user_states(database)}:
             set_password(database, "admin", password)
         else:
             create_user(database, "admin", password, Role.ADMIN)
@@ -197,7 +197,7 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         )
         asyncio.run(_serve_demo(create_app(settings, db=database), database, host, port, password))
         return
-    if not list_users(database):
+    if not user_states(database):
         chosen = secrets.token_urlsafe(12)
         create_user(database, "admin", chosen, Role.ADMIN)
         errors.print(

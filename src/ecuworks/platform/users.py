@@ -49,9 +49,7 @@ __all__ = [
     "create_user",
     "end_session",
     "list_tokens",
-    "list_users",
     "log_in",
-    "revoke_token",
     "revoke_token_id",
     "set_disabled",
     "set_password",
@@ -155,14 +153,6 @@ def create_user(database: Database, name: str, password: str, role: Role) -> Pri
         session.add(user)
         session.flush()
         return _principal(user)
-
-
-def list_users(database: Database) -> list[tuple[Principal, bool]]:
-    """Every user with whether it is disabled, by name."""
-    with database.session() as session:
-        return [
-            (_principal(u), u.disabled) for u in session.scalars(select(User).order_by(User.name))
-        ]
 
 
 def _user(session: Session, name: str) -> User:
@@ -301,18 +291,6 @@ def create_token(database: Database, name: str, label: str) -> str:
         )
         session.add(_audit_entry(user.name, "token-created", None, label))
     return secret
-
-
-def revoke_token(database: Database, secret: str) -> bool:
-    """Revoke a token; False when it was unknown."""
-    with database.session() as session:
-        token = session.scalars(
-            select(ApiToken).where(ApiToken.token_hash == _digest(secret))
-        ).first()
-        if token is None:
-            return False
-        token.revoked = True
-        return True
 
 
 def authenticate_token(database: Database, secret: str) -> Principal | None:
