@@ -21,9 +21,7 @@ confirm and no ``--yes``); 3 refused before touching the vehicle; 4 failed while
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -44,30 +42,11 @@ from ecuworks.cli.program import (
     execute_plan,
     run_guarded,
 )
-from ecuworks.coding.expert import (
-    check_value,
-    decode_value,
-    find_parameter,
-    parameter_values,
-    read_records,
-    vo_value,
-)
-from ecuworks.errors import ConfigError, PDataMismatch, Refused
-from ecuworks.execute.session import for_link, identify_vehicle, plan_job
-from ecuworks.pdata.catalog import Catalog
-from ecuworks.pdata.model import EcuInfo
-from ecuworks.pdata.source import PData
-from ecuworks.plan.jobs import build_coding_plan, build_expert_plan
-from ecuworks.plan.model import Plan
+from ecuworks.execute.jobs import ExpertCoding, coding_builder, label, read_parameter
+from ecuworks.execute.session import plan_job
 from ecuworks.plan.render import render_plan
-from ecuworks.transport.url import open_link
-from ecuworks.uds.client import UdsClient
-from ecuworks.vehicle import Identification
-from ecuworks.vehicle.identify import EcuMode
 
 __all__ = ["code_app", "code_command", "get_command", "set_command"]
-
-SCHEMA = 1
 
 code_app = typer.Typer(
     name="code",
@@ -77,80 +56,6 @@ code_app = typer.Typer(
 EcuName = Annotated[str, typer.Argument(help="The ECU: its name (HU) or address (0x63).")]
 Parameter = Annotated[str, typer.Argument(help="The coding parameter's name.")]
 VciOption = Annotated[str, typer.Option(help="doip://HOST:PORT, hsfz://HOST:PORT or can://IF/CH")]
-
-
-# -- resolving names against the P-Data of the identified vehicle ---------------------------
-
-
-def _series(ident: Identification) -> str:
-    """The vehicle's series, from the I-level its gateway holds."""
-    if ident.ilevel is None:
-        raise Refused(
-            f"the gateway (0x{ident.gateway:02X}) gave no I-level, so the vehicle's series and "
-            "its coding data are unknown; run 'ecuworks identify' and check the gateway",
-            check="vehicle",
-        )
-    return ident.ilevel.current.series
-
-
-def resolve_ecu(catalog: Catalog, series: str, name: str) -> EcuInfo:
-    """The series' ECU called ``name`` (any case) or at address ``name`` (``0x63``).
-
-    Raises:
-        ConfigError: no such ECU; the message lists the series' ECUs.
-    """
-    key: int | str
-    try:
-        key = int(name, 0)
-    except ValueError:
-        key = name
-    try:
-        return catalog.ecu(series, key)
-    except PDataMismatch:
-        ecus = catalog.catalog(series).ecus
-        for ecu in ecus:
-            if isinstance(key, str) and ecu.name.casefold() == key.casefold():
-                return ecu
-        known = ", ".join(f"{e.name} (0x{e.address:02X})" for e in sorted(ecus, key=_name))
-        raise ConfigError(f"series {series} has no ECU {name}; its ECUs are: {known}") from None
-
-
-def _name(ecu: EcuInfo) -> str:
-    return ecu.name
-
-
-def _label(ecu: EcuInfo) -> str:
-    return f"{ecu.name} (0x{ecu.address:02X})"
-
-
-def _coded(ecu: EcuInfo) -> EcuInfo:
-    """``ecu``, if P-Data describes its coding."""
-    if not ecu.coding.records:
-        raise ConfigError(f"{_label(ecu)} has no coding in the P-Data: there is nothing to code")
-    return ecu
-
-
-def _answering(ident: Identification, ecu: EcuInfo) -> None:
-    """Refuse an ECU that is not running its application (no coding DIDs then)."""
-    try:
-        state = ident.ecu(ecu.address).state
-    except KeyError:
-        state = EcuMode.NOT_ANSWERING
-    if state is EcuMode.APPLICATION:
-        return
-    advice = (
-        "program it first ('ecuworks program')"
-        if state is EcuMode.BOOTLOADER
-        else "check that it is installed and powered"
-    )
-    raise Refused(
-        f"{_label(ecu)} is {state}: its coding cannot be read or written; {advice}",
-        check="vehicle",
-    )
-
-
-def _in_ecu(ecu: EcuInfo, error: ConfigError) -> ConfigError:
-    return ConfigError(f"{_label(ecu)}: {error}")
 
 
 # -- ecuworks code (VO coding) -------------------------------------------------------------
@@ -182,18 +87,7 @@ def code_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         raise fail("give the vehicle interface: ecuworks code --vci URL", EXIT_USAGE)
     options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
     pdata = load_pdata(ctx)
-    names = list(ecu or [])
-
-    def build(ident: Identification, catalog: Catalog) -> Plan:
-        if not names:
-            return build_coding_plan(ident, catalog)
-        series = _series(ident)
-        chosen = [_coded(resolve_ecu(catalog, series, n)) for n in names]
-        for info in chosen:
-            _answering(ident, info)
-        return build_coding_plan(ident, catalog, ecus=sorted({e.address for e in chosen}))
-
-    planned = run_guarded(plan_job(vci, pdata, build))
+    planned = run_guarded(plan_job(vci, pdata, coding_builder(list(ecu or []))))
     plan = planned.plan
     if not as_json:
         render_plan(plan)
@@ -206,82 +100,6 @@ def code_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
 
 
 # -- ecuworks code get ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reading:
-    """One parameter as read from the ECU, beside what the vehicle order gives it.
-
-    Attributes:
-        vin: the vehicle.
-        ecu: the ECU's P-Data metadata.
-        parameter: the parameter's name.
-        value: the value it holds now; None when its bits hold no named value.
-        values: the values it may take.
-        vo_value: what the VO's coding rules give it; None when no rule does.
-        vo_known: whether the vehicle order could be read at all.
-    """
-
-    vin: str
-    ecu: EcuInfo
-    parameter: str
-    value: str | None
-    values: Sequence[str]
-    vo_value: str | None
-    vo_known: bool
-
-    @property
-    def contradicts_vo(self) -> bool:
-        """The ECU holds something other than what the vehicle order gives."""
-        return self.vo_value is not None and self.value != self.vo_value
-
-    def to_json(self) -> dict[str, Any]:
-        """The ``code get --json`` object."""
-        return {
-            "schema": SCHEMA,
-            "vin": self.vin,
-            "ecu": self.ecu.name,
-            "address": self.ecu.address,
-            "parameter": self.parameter,
-            "value": self.value,
-            "values": list(self.values),
-            "vo_value": self.vo_value,
-            "vo_known": self.vo_known,
-            "contradicts_vo": self.contradicts_vo,
-        }
-
-
-async def read_parameter(vci: str, pdata: PData, ecu_name: str, parameter: str) -> Reading:
-    """Identify the vehicle, read the ECU's coding records and decode one parameter.
-
-    Raises:
-        ConfigError: no such ECU or parameter.
-        Refused: the series is unknown or the ECU does not run its application.
-    """
-    catalog = pdata.catalog
-    async with open_link(vci) as link:
-        ident = await identify_vehicle(link, pdata)
-        series = _series(ident)
-        ecu = resolve_ecu(catalog, series, ecu_name)
-        try:
-            values = parameter_values(ecu.coding, parameter)
-        except ConfigError as error:
-            raise _in_ecu(ecu, error) from None
-        _answering(ident, ecu)
-        client = UdsClient(link, ecu.address, timing=for_link(vci, None).timing)
-        records = await read_records(client, ecu.coding)
-    given = None
-    if ident.vo is not None:
-        given = vo_value(catalog, series, ecu.address, ident.vo, parameter)
-    return Reading(
-        vin=ident.vin,
-        ecu=ecu,
-        parameter=parameter,
-        value=decode_value(ecu.coding, records, parameter),
-        values=values,
-        vo_value=given,
-        vo_known=ident.vo is not None,
-    )
 
 
 @code_app.command(name="get")
@@ -299,7 +117,7 @@ def get_command(
         console.print_json(json.dumps(reading.to_json()))
         return
     now = reading.value if reading.value is not None else "(bits hold no named value)"
-    console.print(f"{_label(reading.ecu)} {reading.parameter} = {now}", highlight=False)
+    console.print(f"{label(reading.ecu)} {reading.parameter} = {now}", highlight=False)
     console.print(f"  values: {', '.join(reading.values)}", highlight=False)
     if not reading.vo_known:
         console.print("  vehicle order: could not be read from the gateway", highlight=False)
@@ -336,45 +154,15 @@ def set_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     """Code one parameter of one ECU by hand (expert coding), warning if the VO disagrees."""
     options = _options(battery, min_volts, tester_present, 1, vci_admin, owner)
     pdata = load_pdata(ctx)
-    # What build() resolved, for the warning: the ECU and the value the VO gives.
-    found: list[tuple[EcuInfo, str | None]] = []
-
-    def build(ident: Identification, catalog: Catalog) -> Plan:
-        series = _series(ident)
-        info = resolve_ecu(catalog, series, ecu)
-        try:
-            find_parameter(info.coding, parameter)
-            check_value(info.coding, parameter, value)
-        except ConfigError as error:
-            raise _in_ecu(info, error) from None
-        _answering(ident, info)
-        given = None
-        if ident.vo is not None:
-            given = vo_value(catalog, series, info.address, ident.vo, parameter)
-        found.append((info, given))
-        return build_expert_plan(
-            ident, catalog, ecu=info.address, parameter=parameter, value=value, vo_value=given
-        )
-
-    planned = run_guarded(plan_job(vci, pdata, build))
+    expert = ExpertCoding(ecu=ecu, parameter=parameter, value=value)
+    planned = run_guarded(plan_job(vci, pdata, expert))
     plan = planned.plan
-    info, given = found[-1]
-    contradicts = given is not None and given != value
     if not as_json:
         render_plan(plan)
-    if planned.ident.vo is None:
-        errors.print(
-            f"warning: the gateway gave no vehicle order, so {parameter} = {value} cannot be "
-            "checked against it",
-            highlight=False,
-        )
-    elif contradicts:
-        errors.print(
-            f"warning: {parameter} = {value} contradicts the vehicle order, which gives "
-            f"{given}; the next VO coding will set it back",
-            highlight=False,
-        )
+    if expert.warning is not None:
+        errors.print(f"warning: {expert.warning}", highlight=False)
     check_battery(options, planned.ident)
-    against = " against the vehicle order" if contradicts else ""
-    confirm(f"Code {_label(info)} {parameter} = {value}{against}?", yes)
+    assert expert.info is not None
+    against = " against the vehicle order" if expert.contradicts_vo else ""
+    confirm(f"Code {label(expert.info)} {parameter} = {value}{against}?", yes)
     execute_plan(ctx, vci, plan, pdata, options, as_json=as_json, owner=owner)

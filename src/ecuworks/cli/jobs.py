@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ecuworks.cli.coding import resolve_ecu
 from ecuworks.cli.common import EXIT_FAILED, EXIT_USAGE, errors, fail
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.cli.program import (
@@ -34,16 +32,21 @@ from ecuworks.cli.program import (
     run_guarded,
     run_options,
 )
+from ecuworks.execute.jobs import (
+    Builder,
+    check_retrofit,
+    missing_parts,
+    parts_of,
+    replace_builder,
+    retrofit_builder,
+)
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import identify_vehicle, plan_job
-from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.model import Retrofit
 from ecuworks.pdata.source import PData
-from ecuworks.plan.jobs import build_enable_plan, build_replace_plan, build_retrofit_plan
-from ecuworks.plan.model import Plan
+from ecuworks.plan.jobs import build_enable_plan
 from ecuworks.plan.render import render_plan
 from ecuworks.transport.url import open_link
-from ecuworks.vehicle.identify import EcuMode, Identification, probe_ecu
 
 __all__ = ["enable_command", "replace_command", "retrofit_command"]
 
@@ -60,7 +63,7 @@ def _number(text: str, what: str) -> int:
 def _run(  # noqa: PLR0917 -- the job commands' shared tail, one call per command
     ctx: typer.Context,
     vci: str,
-    plan_build: Callable[[Identification, Catalog], Plan],
+    plan_build: Builder,
     options: RunOptions,
     yes: bool,
     as_json: bool,
@@ -124,14 +127,7 @@ def replace_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     """Back up an ECU, guide its swap, program and code the new part, restore its data."""
     options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
     options = replace(options, hardware_wait_s=wait)
-
-    def build(ident: Identification, catalog: Catalog) -> Plan:
-        # The name is resolved in the series just identified: no identification of its own.
-        series = ident.ilevel.current.series if ident.ilevel else ""
-        address = resolve_ecu(catalog, series, ecu).address
-        return build_replace_plan(ident, catalog, ecu=address)
-
-    _run(ctx, vci, build, options, yes, as_json, owner)
+    _run(ctx, vci, replace_builder(ecu), options, yes, as_json, owner)
 
 
 def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
@@ -155,7 +151,7 @@ def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     _run(
         ctx,
         vci,
-        lambda ident, catalog: build_retrofit_plan(ident, catalog, option=code),
+        retrofit_builder(code),
         options,
         yes=True,  # confirmed above, before the hardware step
         as_json=as_json,
@@ -167,32 +163,25 @@ async def _check_retrofit(vci: str, pdata: PData, option: str) -> tuple[str, Ret
     """The retrofit exists for this car and is not done yet: the VIN and the retrofit."""
     async with open_link(vci) as link:
         ident = await identify_vehicle(link, pdata)
-    if ident.ilevel is None or ident.vo is None:
-        raise fail("the gateway gave no I-level or vehicle order; identify again", EXIT_FAILED)
-    retrofit = pdata.catalog.retrofit(ident.ilevel.current.series, option)
-    if ident.vo.has(option):
-        raise fail(f"the vehicle order has {option} already: nothing to retrofit", EXIT_USAGE)
-    return ident.vin, retrofit
+    return ident.vin, check_retrofit(ident, pdata.catalog, option)
 
 
 async def _await_parts(vci: str, retrofit: Retrofit, wait: float) -> None:
     """Tell the technician what to install, then wait until every part answers."""
     async with open_link(vci) as link:
-        for table in retrofit.install:
-            address = int(table["address"])
+        for part in parts_of(retrofit):
             errors.print(
-                f"Install the {table['name']} for {retrofit.name} (address 0x{address:02X}, "
-                f"bus {table.get('bus', '?')}) now; waiting up to {wait:.0f} s for it to answer",
+                f"{part.instruction(retrofit)} now; waiting up to {wait:.0f} s for it to answer",
                 highlight=False,
             )
             deadline = time.monotonic() + wait
-            while (await probe_ecu(link, address))[0] is EcuMode.NOT_ANSWERING:
+            while part in await missing_parts(link, retrofit):
                 if time.monotonic() >= deadline:
                     raise fail(
-                        f"the {table['name']} did not answer at 0x{address:02X} within "
+                        f"the {part.name} did not answer at 0x{part.address:02X} within "
                         f"{wait:.0f} s: check its connector and supply, then run the retrofit "
                         "again. Nothing was written.",
                         EXIT_FAILED,
                     )
                 await asyncio.sleep(0.5)  # a technician's pace; bounded by the deadline
-            errors.print(f"{table['name']} answers at 0x{address:02X}", highlight=False)
+            errors.print(f"{part.name} answers at 0x{part.address:02X}", highlight=False)

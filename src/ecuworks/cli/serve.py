@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 import uvicorn
 
+from ecuworks.backend.fsc import FscIssuer
 from ecuworks.cli.common import EXIT_USAGE, console, db_url, errors, fail, home, open_db
 from ecuworks.errors import ConfigError
 from ecuworks.platform.interfaces import add_interface, list_interfaces, remove_interface
@@ -180,7 +181,18 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
 
     if time_scale <= 0:
         raise fail("--time-scale must be positive", EXIT_USAGE)
-    directory = home(ctx)
+    # Enabling codes (retrofit, replacement) come from the backend's issuer, in-process with
+    # the demo key until the workstation obtains them from the backend (issue 8).
+    issuer = FscIssuer.demo()
+    settings = WebSettings(
+        home=home(ctx),
+        db_url=db_url(ctx, db),
+        interfaces=tuple(parse_interface(text) for text in interface or ()),
+        secure_cookies=secure_cookies,
+        time_scale=time_scale if demo else 1.0,
+        fsc_source=issuer.source(),
+        issuer_key=issuer.public_key_bytes,
+    )
     database = open_db(ctx, db)
     if demo:
         password = secrets.token_urlsafe(12)
@@ -188,13 +200,6 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
             set_password(database, "admin", password)
         else:
             create_user(database, "admin", password, Role.ADMIN)
-        settings = WebSettings(
-            home=directory,
-            db_url=db_url(ctx, db),
-            interfaces=tuple(parse_interface(text) for text in interface or ()),
-            secure_cookies=secure_cookies,
-            time_scale=time_scale,
-        )
         asyncio.run(_serve_demo(create_app(settings, db=database), database, host, port, password))
         return
     if not user_states(database):
@@ -205,12 +210,6 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
             "it with 'ecuworks users password admin')",
             highlight=False,
         )
-    settings = WebSettings(
-        home=directory,
-        db_url=db_url(ctx, db),
-        interfaces=tuple(parse_interface(text) for text in interface or ()),
-        secure_cookies=secure_cookies,
-    )
     app = create_app(settings, db=database)
     errors.print(f"serving http://{host}:{port}/", highlight=False)
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -42,11 +42,15 @@ class Reservation:
         url: the VCI's management address, ``http://HOST:PORT``.
         owner: this workstation's name as the VCI shows it to others.
         lease_s: seconds a lease holds unless renewed.
+        keep: leave the reservation in place at the end (renewed to a full lease): the
+            technician reserved the VCI by hand, for more than this one job, and releases
+            it by hand.
     """
 
     url: str
     owner: str
     lease_s: float = DEFAULT_LEASE_S
+    keep: bool = False
 
 
 @contextlib.asynccontextmanager
@@ -84,10 +88,19 @@ async def hold_vci(
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renewer
-            try:
-                await admin.release(reservation.owner)
-            except (InterfaceReserved, LinkError) as exc:
-                progress(Progress(kind=Kind.NOTE, message=f"releasing the VCI failed: {exc}"))
+            await _end(admin, reservation, progress)
+
+
+async def _end(admin: VciAdmin, reservation: Reservation, progress: ProgressCallback) -> None:
+    """Release the VCI, or renew a kept reservation to a full lease; a failure is said."""
+    try:
+        if reservation.keep:
+            await admin.reserve(reservation.owner, reservation.lease_s)
+        else:
+            await admin.release(reservation.owner)
+    except (InterfaceReserved, LinkError) as exc:
+        what = "renewing" if reservation.keep else "releasing"
+        progress(Progress(kind=Kind.NOTE, message=f"{what} the VCI reservation failed: {exc}"))
 
 
 async def _renew(admin: VciAdmin, reservation: Reservation, progress: ProgressCallback) -> None:

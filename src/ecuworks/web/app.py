@@ -18,11 +18,13 @@ from ecuworks.web.auth import NotLoggedIn, wants_html
 from ecuworks.web.pages import render
 from ecuworks.web.routes import (
     admin,
+    coding,
     data,
     diagnosis,
     history,
     home,
     interfaces,
+    parts,
     programming,
     reports,
 )
@@ -74,7 +76,8 @@ def create_app(settings: WebSettings, *, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = database
     app.state.runs = runs
-    for module in (home, admin, interfaces, history, programming, diagnosis, data, reports):
+    routers = (home, admin, interfaces, history, programming, coding, parts, diagnosis, data)
+    for module in (*routers, reports):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
 

@@ -13,7 +13,7 @@ from ecuworks.platform.users import Role
 from ecuworks.web.assets import vendor_file
 from ecuworks.web.auth import Caller
 
-__all__ = ["APPLICATIONS", "Application", "render", "templates"]
+__all__ = ["APPLICATIONS", "JOBS", "Application", "JobWords", "render", "templates"]
 
 templates: Final = Jinja2Templates(directory=str(Path(__file__).with_name("templates")))
 
@@ -29,6 +29,9 @@ class Application(NamedTuple):
 
 APPLICATIONS: Final = (
     Application("Programming", "/programming", Role.VIEWER, "Identify, plan and program a vehicle"),
+    Application("Coding", "/coding", Role.VIEWER, "VO coding, and one parameter by hand"),
+    Application("Retrofit", "/retrofit", Role.VIEWER, "Install an option: guided, then coded"),
+    Application("Replacement", "/replacement", Role.VIEWER, "Swap an ECU, keeping its data"),
     Application("Diagnosis", "/diagnosis", Role.VIEWER, "Read and clear the fault memory"),
     Application("Vehicle history", "/history", Role.VIEWER, "Everything done to a vehicle"),
     Application("Interfaces", "/interfaces", Role.VIEWER, "Vehicle interfaces and reservations"),
@@ -36,6 +39,28 @@ APPLICATIONS: Final = (
     Application("Reports", "/reports", Role.VIEWER, "Sessions, outcomes and durations"),
     Application("Admin", "/admin", Role.ADMIN, "Users, roles, API tokens and the audit log"),
 )
+
+
+class JobWords(NamedTuple):
+    """How the plan and status pages name a job."""
+
+    title: str
+    start: str
+    nothing: str
+
+
+JOBS: Final = {
+    "program": JobWords(
+        "Measures plan", "Start programming", "Nothing to program: the vehicle is at target."
+    ),
+    "code": JobWords("Coding plan", "Start coding", "No ECU with coding answered."),
+    "expert-coding": JobWords("Expert coding", "Code this parameter", "Nothing to code."),
+    "retrofit": JobWords("Retrofit plan", "Start the retrofit", "Nothing to retrofit."),
+    "replace": JobWords("Replacement plan", "Start the replacement", "Nothing to replace."),
+    "enable": JobWords("Enabling plan", "Start enabling", "Nothing to enable."),
+    "diag": JobWords("Fault memory plan", "Clear the fault memory", "Nothing to clear."),
+}
+templates.env.globals["jobs"] = JOBS
 
 
 def render(

@@ -83,6 +83,7 @@ class Planned:
     interface: str
     plan: Plan
     user: str
+    warning: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -144,6 +145,7 @@ class Run:
     ecus: dict[int, EcuProgress] = field(default_factory=dict)
     steps: dict[str, str] = field(default_factory=dict)
     volts: float | None = None
+    waiting: str | None = None
     notes: deque[str] = field(default_factory=lambda: deque(maxlen=_NOTES))
     report: Report | None = None
     error: str | None = None
@@ -231,6 +233,7 @@ class Run:
             "eta_s": None if eta is None else round(eta, 1),
             "elapsed_s": round(self.elapsed_s, 1),
             "battery_volts": self.volts,
+            "waiting_for_technician": self.waiting,
             "ecus": [e.to_json() for e in self.ecus.values()],
             "steps": [{"name": k, "status": v} for k, v in self.steps.items()],
             "notes": list(self.notes),
@@ -273,6 +276,10 @@ def _on_power(run: Run, event: Progress) -> None:
 
 
 def _on_note(run: Run, event: Progress) -> None:
+    if event.status == "waiting":
+        run.waiting = event.message  # the technician's hardware step
+    elif event.ecu is not None:
+        run.waiting = None
     if event.status in ("paused", "resumed", "aborted") and not run.over:
         run.state = {"paused": "paused", "resumed": "running", "aborted": "aborting"}[event.status]
 
@@ -358,6 +365,7 @@ class RunManager:
             run.report = report
             run.state = "done" if report.outcome == "done" else "failed"
         run.ended = time.monotonic()
+        run.waiting = None
         await asyncio.to_thread(self._record, run, report, how.workstation)
         run.recorded = True
         run.changed()
@@ -384,7 +392,7 @@ class RunManager:
             audit(
                 self.db,
                 run.user,
-                "program",
+                plan.job,
                 vin=plan.vin,
                 detail=f"{plan.target_ilevel} via {run.interface}: {run.state}"
                 + (f" ({run.error})" if run.error else ""),

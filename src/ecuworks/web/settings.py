@@ -6,6 +6,8 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ecuworks.enabling.fsc import FscSource
+
 __all__ = ["WebSettings"]
 
 
@@ -20,6 +22,10 @@ class WebSettings:
         interfaces: vehicle interfaces to know from the start: (name, vci_url, admin_url).
         secure_cookies: mark cookies Secure (behind HTTPS); off on loopback.
         time_scale: the simulated vehicle's time scale, for the report (1 for a real car).
+        fsc_source: where enabling codes come from (retrofit, replacement); None: nowhere,
+            and a job that needs a new code fails saying so.
+        issuer_key: the issuer's public key, to explain a code an ECU refuses.
+        hardware_wait_s: how long a replacement waits for the technician's swap.
     """
 
     home: Path
@@ -28,3 +34,6 @@ class WebSettings:
     interfaces: tuple[tuple[str, str, str | None], ...] = ()
     secure_cookies: bool = False
     time_scale: float = 1.0
+    fsc_source: FscSource | None = None
+    issuer_key: bytes | None = None
+    hardware_wait_s: float = 900.0

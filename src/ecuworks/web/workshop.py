@@ -18,19 +18,26 @@ from ecuworks.errors import (
     Refused,
     UdsError,
 )
+from ecuworks.execute.jobs import Builder
 from ecuworks.execute.reservation import Reservation
 from ecuworks.execute.runner import RunOptions
-from ecuworks.platform.interfaces import list_interfaces, reservation_owner
+from ecuworks.execute.session import Planned as Made
+from ecuworks.execute.session import make_plan, plan_job
+from ecuworks.platform.interfaces import DEFAULT_LEASE_S, list_interfaces, reservation_owner
+from ecuworks.platform.recording import record_plan
+from ecuworks.platform.users import audit
 from ecuworks.transport.vci import VciAdmin
 from ecuworks.web.auth import Caller, database
-from ecuworks.web.runs import RunManager
+from ecuworks.web.runs import Planned, RunManager
 from ecuworks.web.settings import WebSettings
 
 __all__ = [
     "NOT_RESERVED",
     "VehicleInterface",
     "check_reserved",
+    "interface",
     "interfaces",
+    "keep_plan",
     "manager",
     "run_options",
     "settings",
@@ -110,19 +117,25 @@ async def check_reserved(vehicle: VehicleInterface, caller: Caller, workstation:
 def run_options(vehicle: VehicleInterface, caller: Caller, config: WebSettings) -> RunOptions:
     """Options for a session from the web UI, on the caller's reservation.
 
-    Tester present and the voltage poll follow the simulated vehicle's time scale (the
-    ECUs' S3 timeout shrinks with it). No enabling-code issuer: the web UI runs no job
-    that writes enabling codes.
+    The technician reserved the interface on the Interfaces page: the session renews that
+    reservation and leaves it in place at its end, with a full lease. Tester present and
+    the voltage poll follow the simulated vehicle's time scale (the ECUs' S3 timeout
+    shrinks with it).
     """
     reservation = None
     if vehicle.admin_url is not None:
         owner = reservation_owner(caller.name, config.workstation)
-        reservation = Reservation(url=vehicle.admin_url, owner=owner)
+        reservation = Reservation(
+            url=vehicle.admin_url, owner=owner, lease_s=DEFAULT_LEASE_S, keep=True
+        )
     scale = max(config.time_scale, 1.0)
     return RunOptions(
         tester_present_s=min(1.5, 1.0 / scale),
         voltage_poll_s=0.5 if scale == 1.0 else 0.2,
         reservation=reservation,
+        fsc_source=config.fsc_source,
+        issuer_key=config.issuer_key,
+        hardware_wait_s=config.hardware_wait_s,
     )
 
 
@@ -133,3 +146,33 @@ def vehicle_problem(error: EcuworksError) -> str:
     if isinstance(error, (Refused, PDataMismatch, UdsError, ConfigError, ParseError)):
         return str(error)
     return f"{type(error).__name__}: {error}"
+
+
+async def keep_plan(
+    request: Request,
+    caller: Caller,
+    name: str,
+    build: Builder | str,
+) -> str:
+    """Identify the vehicle on interface ``name`` and plan a job on it; returns the plan's id.
+
+    ``build`` is a job's plan builder (:mod:`ecuworks.execute.jobs`), or the target I-level
+    of a programming plan (``latest`` or ``F030-24-07-570``). The plan is recorded in the
+    vehicle history and kept to be started by its id (:class:`~ecuworks.web.runs.Planned`),
+    with the builder's ``warning``, when it has one.
+    """
+    vehicle = interface(request, name)
+    runs = manager(request)
+    pdata = await runs.pdata()
+    made: Made
+    if isinstance(build, str):
+        made = await make_plan(vehicle.vci_url, pdata, target=build or "latest")
+    else:
+        made = await plan_job(vehicle.vci_url, pdata, build)
+    plan = made.plan
+    db = database(request)
+    record_plan(db, plan, user=caller.name, workstation=settings(request).workstation)
+    detail = f"{plan.job} to {plan.target_ilevel} via {name}"
+    audit(db, caller.name, "plan", vin=plan.vin, detail=detail)
+    warning = getattr(build, "warning", None)  # an expert coding's, against the VO
+    return runs.plans.add(Planned(interface=name, plan=plan, user=caller.name, warning=warning))

@@ -25,17 +25,18 @@ from fastapi.responses import (
 from pydantic import BaseModel
 
 from ecuworks.errors import AccessDenied, EcuworksError
-from ecuworks.execute.session import expected_ecus, identify_vehicle, make_plan
-from ecuworks.platform.recording import record_identify, record_plan
+from ecuworks.execute.session import expected_ecus, identify_vehicle
+from ecuworks.platform.recording import record_identify
 from ecuworks.platform.users import Role, audit
 from ecuworks.transport.url import open_link
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render, templates
-from ecuworks.web.runs import Identified, Planned, Run, Started
+from ecuworks.web.runs import Identified, Run, Started
 from ecuworks.web.workshop import (
     check_reserved,
     interface,
     interfaces,
+    keep_plan,
     manager,
     run_options,
     settings,
@@ -64,9 +65,11 @@ class PlanBody(BaseModel):
 
 
 class StartBody(BaseModel):
-    """``POST /api/programming/runs``."""
+    """``POST /api/programming/runs``: ``confirm_warning`` goes on despite the plan's
+    warning (an expert coding against the vehicle order)."""
 
     plan: str
+    confirm_warning: bool = False
 
 
 # -- the work, shared by pages and API -------------------------------------------------
@@ -96,28 +99,21 @@ async def _identify(request: Request, caller: Caller, name: str) -> str:
     )
 
 
-async def _plan(request: Request, caller: Caller, name: str, target: str) -> str:
-    """Identify again and plan to ``target``; the plan is kept by the returned id."""
-    vehicle = interface(request, name)
-    runs = manager(request)
-    planned = await make_plan(vehicle.vci_url, await runs.pdata(), target=target or "latest")
-    plan = planned.plan
-    db = database(request)
-    record_plan(db, plan, user=caller.name, workstation=settings(request).workstation)
-    audit(db, caller.name, "plan", vin=plan.vin, detail=f"to {plan.target_ilevel} via {name}")
-    return runs.plans.add(Planned(interface=name, plan=plan, user=caller.name))
-
-
-async def _start(request: Request, caller: Caller, plan_id: str) -> Run:
-    """Start programming the plan ``plan_id`` on the caller's reserved interface.
+async def _start(request: Request, caller: Caller, plan_id: str, *, confirmed: bool) -> Run:
+    """Start the plan ``plan_id`` on the caller's reserved interface.
 
     Raises:
-        AccessDenied: 404 for an unknown plan, 409 when the interface is not reserved.
+        AccessDenied: 404 for an unknown plan; 409 when the interface is not reserved, or
+            the plan has a warning not ``confirmed``.
     """
     runs = manager(request)
     planned = runs.plans.get(plan_id)
     if planned is None:
         raise AccessDenied("this plan is no longer kept; make the plan again", status=404)
+    if planned.warning and not confirmed:
+        raise AccessDenied(
+            f"{planned.warning}. Confirm the warning to go on; nothing was written.", status=409
+        )
     vehicle = interface(request, planned.interface)
     config = settings(request)
     await check_reserved(vehicle, caller, config.workstation)
@@ -135,9 +131,10 @@ async def _start(request: Request, caller: Caller, plan_id: str) -> Run:
     audit(
         database(request),
         caller.name,
-        "program-start",
+        f"{planned.plan.job}-start",
         vin=planned.plan.vin,
-        detail=f"to {planned.plan.target_ilevel} via {vehicle.name}",
+        detail=f"to {planned.plan.target_ilevel} via {vehicle.name}"
+        + (f"; warned: {planned.warning}" if planned.warning else ""),
     )
     return run
 
@@ -201,7 +198,7 @@ async def plan_form(request: Request, caller: Technician) -> Response:
     """Make the measures plan (identifying again), then show it (303)."""
     fields = await form_data(request)
     try:
-        plan_id = await _plan(
+        plan_id = await keep_plan(
             request, caller, fields.get("interface", ""), fields.get("target", "")
         )
     except EcuworksError as error:
@@ -243,8 +240,9 @@ def _plan_page(
 @router.post("/programming/plans/{plan_id}/start")
 async def start_form(request: Request, plan_id: str, caller: Technician) -> Response:
     """Start programming; refused (409) unless the caller holds the reservation."""
+    confirmed = (await form_data(request)).get("confirm_warning") == "yes"
     try:
-        run = await _start(request, caller, plan_id)
+        run = await _start(request, caller, plan_id, confirmed=confirmed)
     except AccessDenied as error:
         if error.status != 409:
             raise
@@ -263,7 +261,7 @@ async def control_form(request: Request, run_id: str, what: str, caller: Technic
     """Pause, resume or abort at the next safe point."""
     run = _run(request, run_id)
     _control(run, caller, what)
-    audit(database(request), caller.name, f"program-{what}", vin=run.plan.vin)
+    audit(database(request), caller.name, f"{run.plan.job}-{what}", vin=run.plan.vin)
     return RedirectResponse(f"/programming/runs/{run_id}", status_code=303)
 
 
@@ -315,7 +313,7 @@ async def api_identify(request: Request, body: IdentifyBody, caller: Technician)
 async def api_plan(request: Request, body: PlanBody, caller: Technician) -> Response:
     """Make a plan (kept by its id for ``/api/programming/runs``)."""
     try:
-        plan_id = await _plan(request, caller, body.interface, body.target)
+        plan_id = await keep_plan(request, caller, body.interface, body.target)
     except AccessDenied:
         raise
     except EcuworksError as error:
@@ -328,7 +326,7 @@ async def api_plan(request: Request, body: PlanBody, caller: Technician) -> Resp
 @router.post("/api/programming/runs", status_code=202)
 async def api_start(request: Request, body: StartBody, caller: Technician) -> dict[str, Any]:
     """Start programming a plan; 409 unless the caller holds the reservation."""
-    run = await _start(request, caller, body.plan)
+    run = await _start(request, caller, body.plan, confirmed=body.confirm_warning)
     return run.to_json()
 
 
@@ -345,5 +343,5 @@ async def api_control(
     """Pause, resume or abort a session."""
     run = _run(request, run_id)
     _control(run, caller, what)
-    audit(database(request), caller.name, f"program-{what}", vin=run.plan.vin)
+    audit(database(request), caller.name, f"{run.plan.job}-{what}", vin=run.plan.vin)
     return run.to_json()

@@ -1,0 +1,9 @@
+"""The retrofit and replacement wizards (being written)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+__all__ = ["router"]
+
+router = APIRouter()
