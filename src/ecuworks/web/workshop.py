@@ -22,19 +22,21 @@ from ecuworks.execute.jobs import Builder
 from ecuworks.execute.reservation import Reservation
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import Planned as Made
-from ecuworks.execute.session import make_plan, plan_job
+from ecuworks.execute.session import expected_ecus, identify_vehicle, make_plan, plan_job
 from ecuworks.platform.interfaces import DEFAULT_LEASE_S, list_interfaces, reservation_owner
-from ecuworks.platform.recording import record_plan
+from ecuworks.platform.recording import record_identify, record_plan
 from ecuworks.platform.users import audit
+from ecuworks.transport.url import open_link
 from ecuworks.transport.vci import VciAdmin
 from ecuworks.web.auth import Caller, database
-from ecuworks.web.runs import Planned, RunManager
+from ecuworks.web.runs import Identified, Planned, RunManager
 from ecuworks.web.settings import WebSettings
 
 __all__ = [
     "NOT_RESERVED",
     "VehicleInterface",
     "check_reserved",
+    "identify_on",
     "interface",
     "interfaces",
     "keep_plan",
@@ -176,3 +178,28 @@ async def keep_plan(
     audit(db, caller.name, "plan", vin=plan.vin, detail=detail)
     warning = getattr(build, "warning", None)  # an expert coding's, against the VO
     return runs.plans.add(Planned(interface=name, plan=plan, user=caller.name, warning=warning))
+
+
+async def identify_on(request: Request, caller: Caller, name: str) -> str:
+    """Identify the vehicle on interface ``name``, record it in the history and keep it
+    (with its ECUs' names and the I-levels above its own); returns its id."""
+    vehicle = interface(request, name)
+    runs = manager(request)
+    pdata = await runs.pdata()
+    async with open_link(vehicle.vci_url) as link:
+        ident = await identify_vehicle(link, pdata)
+    names: dict[int, str] = {}
+    targets: tuple[str, ...] = ()
+    if ident.ilevel is not None:
+        series = ident.ilevel.current.series
+        names, _ = expected_ecus(pdata, series)
+        if series in pdata.catalog.series:
+            current = str(ident.ilevel.current)
+            levels = [str(level) for level in pdata.catalog.ilevels(series)]
+            targets = tuple(level for level in levels if level > current)
+    db = database(request)
+    record_identify(db, ident, user=caller.name, workstation=settings(request).workstation)
+    audit(db, caller.name, "identify", vin=ident.vin, detail=f"via {name}")
+    return runs.identified.add(
+        Identified(interface=name, ident=ident, names=names, targets=targets)
+    )

@@ -25,15 +25,13 @@ from fastapi.responses import (
 from pydantic import BaseModel
 
 from ecuworks.errors import AccessDenied, EcuworksError
-from ecuworks.execute.session import expected_ecus, identify_vehicle
-from ecuworks.platform.recording import record_identify
 from ecuworks.platform.users import Role, audit
-from ecuworks.transport.url import open_link
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render, templates
-from ecuworks.web.runs import Identified, Run, Started
+from ecuworks.web.runs import Run, Started
 from ecuworks.web.workshop import (
     check_reserved,
+    identify_on,
     interface,
     interfaces,
     keep_plan,
@@ -73,30 +71,6 @@ class StartBody(BaseModel):
 
 
 # -- the work, shared by pages and API -------------------------------------------------
-
-
-async def _identify(request: Request, caller: Caller, name: str) -> str:
-    """Identify the vehicle on interface ``name``, record it; returns the id."""
-    vehicle = interface(request, name)
-    runs = manager(request)
-    pdata = await runs.pdata()
-    async with open_link(vehicle.vci_url) as link:
-        ident = await identify_vehicle(link, pdata)
-    names: dict[int, str] = {}
-    targets: tuple[str, ...] = ()
-    if ident.ilevel is not None:
-        series = ident.ilevel.current.series
-        names, _ = expected_ecus(pdata, series)
-        if series in pdata.catalog.series:
-            current = str(ident.ilevel.current)
-            levels = [str(level) for level in pdata.catalog.ilevels(series)]
-            targets = tuple(level for level in levels if level > current)
-    db = database(request)
-    record_identify(db, ident, user=caller.name, workstation=settings(request).workstation)
-    audit(db, caller.name, "identify", vin=ident.vin, detail=f"via {name}")
-    return runs.identified.add(
-        Identified(interface=name, ident=ident, names=names, targets=targets)
-    )
 
 
 async def _start(request: Request, caller: Caller, plan_id: str, *, confirmed: bool) -> Run:
@@ -176,7 +150,7 @@ async def identify_form(request: Request, caller: Technician) -> Response:
     """Identify the vehicle on the chosen interface, then show it (303)."""
     name = (await form_data(request)).get("interface", "")
     try:
-        found = await _identify(request, caller, name)
+        found = await identify_on(request, caller, name)
     except EcuworksError as error:
         if isinstance(error, AccessDenied):
             raise
@@ -296,7 +270,7 @@ def _sse(event: str, data: str) -> str:
 async def api_identify(request: Request, body: IdentifyBody, caller: Technician) -> Response:
     """Identify the vehicle on an interface."""
     try:
-        found = await _identify(request, caller, body.interface)
+        found = await identify_on(request, caller, body.interface)
     except AccessDenied:
         raise
     except EcuworksError as error:
