@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.program
 	$(BIN)/python -m bench.pdata
 	$(BIN)/python -m bench.plan
+	$(BIN)/python -m bench.ingest
 
 # The main job on the built-in simulated F-series car: identify, plan, program, verify.
 # Its data directory (demo P-Data, generated on first use) is kept in .ecuworks-demo.

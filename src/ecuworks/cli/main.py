@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ecuworks import __version__
+from ecuworks.cli.backend import backend_app
 from ecuworks.cli.coding import code_app
 from ecuworks.cli.common import EXIT_UNREACHABLE, EXIT_USAGE, console, fail
 from ecuworks.cli.demo import demo_command
@@ -25,6 +26,7 @@ from ecuworks.cli.pdata import pdata_app
 from ecuworks.cli.plan import plan_command
 from ecuworks.cli.program import apply_command, program_command, resume_command
 from ecuworks.cli.serve import serve_command, users_app
+from ecuworks.cli.sync import sync_app
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.transport import discovery
 from ecuworks.transport.url import open_link
@@ -40,6 +42,8 @@ app.add_typer(pdata_app, name="pdata")
 app.add_typer(code_app, name="code")
 app.add_typer(diag_app, name="diag")
 app.add_typer(users_app, name="users")
+app.add_typer(backend_app, name="backend")
+app.add_typer(sync_app, name="sync")
 app.command(name="identify")(identify_command)
 app.command(name="plan")(plan_command)
 app.command(name="apply")(apply_command)

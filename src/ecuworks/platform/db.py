@@ -132,24 +132,36 @@ def _engine(url: str) -> Engine:
     )
 
 
-def _alembic_config() -> Config:
+def _alembic_config(migrations: Path, version_table: str) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.set_main_option("script_location", str(migrations))
+    config.attributes["version_table"] = version_table
     return config
 
 
-def open_database(url: str) -> Database:
+def open_database(
+    url: str, *, migrations: Path = _MIGRATIONS, version_table: str = "alembic_version"
+) -> Database:
     """Connect to ``url`` and migrate it to the newest schema.
+
+    Args:
+        url: the database URL.
+        migrations: the Alembic migrations directory; the platform's by default (the
+            central backend passes its own).
+        version_table: the table Alembic keeps the schema revision in, so that two
+            schemas with their own migrations can share one database.
 
     Raises:
         DatabaseError: unreachable, corrupt, or written by a newer release of ecuworks.
     """
     engine = _engine(url)
-    config = _alembic_config()
+    config = _alembic_config(migrations, version_table)
     head = ScriptDirectory.from_config(config).get_current_head()
     try:
         with engine.begin() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = MigrationContext.configure(
+                connection, opts={"version_table": version_table}
+            ).get_current_revision()
             known = {s.revision for s in ScriptDirectory.from_config(config).walk_revisions()}
             if current is not None and current not in known:
                 raise DatabaseError(

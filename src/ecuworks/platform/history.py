@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from ecuworks.errors import DatabaseError
 from ecuworks.platform.db import Database
-from ecuworks.platform.models import HistoryRecord
+from ecuworks.platform.models import HistoryRecord, OutboxEntry
 
 __all__ = [
     "GENESIS",
@@ -35,6 +35,8 @@ __all__ = [
     "Entry",
     "VehicleSummary",
     "append",
+    "event_hash",
+    "event_of",
     "record_hash",
     "search",
     "utc",
@@ -56,6 +58,7 @@ KINDS: Final = (
     "dtc-read",
 )
 _APPEND_RETRIES: Final = 5
+_LINKS: Final = frozenset({"prev_hash", "hash"})  # an event's chain links, not hashed
 
 Svt = Mapping[str, Sequence[str]]
 
@@ -127,8 +130,27 @@ def _canonical(record: HistoryRecord) -> dict[str, Any]:
 
 def record_hash(prev_hash: str, record: HistoryRecord) -> str:
     """SHA-256 (hex) over the previous hash and the record's canonical JSON."""
-    body = json.dumps(_canonical(record), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(prev_hash.encode() + b"\n" + body.encode()).hexdigest()
+    return event_hash(prev_hash, _canonical(record))
+
+
+def event_of(record: HistoryRecord) -> dict[str, Any]:
+    """The record as the event a workstation sends to the backend.
+
+    Its canonical JSON fields plus ``prev_hash`` and ``hash``, so that the receiver
+    recomputes the hash with :func:`event_hash` and links the chain without the database.
+    """
+    return {**_canonical(record), "prev_hash": record.prev_hash, "hash": record.hash}
+
+
+def event_hash(prev_hash: str, event: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) over ``prev_hash`` and the event's canonical JSON.
+
+    The event's own ``prev_hash`` and ``hash`` are not part of what is hashed; every
+    other key is. :func:`record_hash` is this over a record's canonical fields.
+    """
+    body = {k: v for k, v in event.items() if k not in _LINKS}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(prev_hash.encode() + b"\n" + text.encode()).hexdigest()
 
 
 def append(database: Database, entry: Entry, *, at: datetime | None = None) -> HistoryRecord:
@@ -183,6 +205,9 @@ def _append(session: Session, entry: Entry, when: datetime) -> HistoryRecord:
     )
     record.hash = record_hash(record.prev_hash, record)
     session.add(record)
+    session.flush()
+    # In the same transaction: a record is never written without its way to the backend.
+    session.add(OutboxEntry(event_id=record.event_id, created_at=when, attempts=0))
     session.flush()
     return record
 

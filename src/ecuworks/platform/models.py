@@ -28,6 +28,8 @@ __all__ = [
     "HistoryRecord",
     "Interface",
     "LoginAttempt",
+    "OutboxEntry",
+    "Setting",
     "User",
     "WebSession",
 ]
@@ -144,3 +146,29 @@ class HistoryRecord(Base):
     data: Mapped[dict[str, object]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class OutboxEntry(Base):
+    """A history record waiting to be sent to the central backend, or sent.
+
+    Written in the same transaction as its record, so no record escapes the sync; the
+    row stays after sending (``sent_at``), for the sync status.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("history.event_id"), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[str | None] = mapped_column(Text)
+
+
+class Setting(Base):
+    """One of the workstation's settings (the backend's URL and credential)."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

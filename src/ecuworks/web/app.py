@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from ecuworks.errors import AccessDenied, DatabaseError
 from ecuworks.platform.db import Database, open_database
 from ecuworks.platform.interfaces import ensure_configured
+from ecuworks.platform.sync import SyncWorker
 from ecuworks.web.assets import vendor_file
 from ecuworks.web.auth import NotLoggedIn, wants_html
 from ecuworks.web.pages import render
@@ -34,6 +38,7 @@ from ecuworks.web.settings import WebSettings
 
 __all__ = ["create_app"]
 
+_log = logging.getLogger("ecuworks.web")
 _STATIC = Path(__file__).with_name("static")
 _SECURITY_HEADERS = {
     "content-security-policy": "default-src 'self'; img-src 'self' data:; "
@@ -57,9 +62,16 @@ def create_app(settings: WebSettings, *, db: Database | None = None) -> FastAPI:
     runs = RunManager(settings.home, database, time_scale=settings.time_scale)
     ensure_configured(database, settings.interfaces)
 
+    sync = SyncWorker(database, say=_log.warning)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # The history goes to the backend in the background, once one is configured.
+        sending = asyncio.create_task(sync.run(asyncio.Event()), name="history sync")
         yield
+        sending.cancel()  # safe anywhere: an outbox row is marked sent in one transaction
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
         await runs.close()
         if db is None:
             database.close()
@@ -76,6 +88,7 @@ def create_app(settings: WebSettings, *, db: Database | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = database
     app.state.runs = runs
+    app.state.sync = sync
     routers = (home, admin, interfaces, history, programming, coding, parts, diagnosis, data)
     for module in (*routers, reports):
         app.include_router(module.router)
