@@ -24,18 +24,19 @@ import asyncio
 import contextlib
 import json
 import os
+import queue
 import re
-import select
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 from rich.console import Console
@@ -128,6 +129,13 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _lines(stream: IO[str], said: queue.Queue[str]) -> None:
+    """Put each line of ``stream`` into ``said``, then "" at its end."""
+    for line in stream:
+        said.put(line)
+    said.put("")
+
+
 @contextlib.contextmanager
 def serving(url: str, home: Path) -> Iterator[tuple[str, str, int]]:
     """``ecuworks backend --db URL --port 0`` in its own process: (base URL, admin token,
@@ -139,12 +147,17 @@ def serving(url: str, home: Path) -> Iterator[tuple[str, str, int]]:
     )
     try:
         assert proc.stderr is not None
+        said: queue.Queue[str] = queue.Queue()
+        # A thread reads the lines: select() on a buffered text pipe misses lines that
+        # one read brought in at once.
+        threading.Thread(target=_lines, args=(proc.stderr, said), daemon=True).start()
         lines: list[str] = []
         deadline = time.monotonic() + SERVER_START_TIMEOUT_S
         while not (lines and lines[-1].startswith("serving ")):
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([proc.stderr], [], [], max(0.0, left))
-            line = proc.stderr.readline() if ready else ""
+            try:
+                line = said.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                line = ""
             if not line:
                 raise RuntimeError("`ecuworks backend` did not start: " + "".join(lines))
             lines.append(line)

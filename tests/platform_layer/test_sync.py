@@ -22,7 +22,7 @@ from ecuworks.backend.accounts import Role as BackendRole
 from ecuworks.backend.accounts import add_user, add_workshop, add_workstation, create_user_token
 from ecuworks.backend.db import open_backend_database
 from ecuworks.backend.models import Event
-from ecuworks.platform.db import _MIGRATIONS, _alembic_config, default_url, open_database
+from ecuworks.platform.db import _MIGRATIONS, Database, _alembic_config, default_url, open_database
 from ecuworks.platform.history import Entry, append, vehicle_records
 from ecuworks.platform.sync import Backoff, SyncWorker, configure, sync_status
 
@@ -153,16 +153,27 @@ async def test_the_backend_holds_every_record_once_after_five_kills(
     backend: BackendProcess, tmp_path: Path
 ) -> None:
     central = open_backend_database(backend.db_url)
+    workstation = open_database(default_url(tmp_path))
+    try:
+        await _produce_through_kills(backend, central, workstation)
+    finally:
+        workstation.close()
+        central.close()
+
+
+async def _produce_through_kills(
+    backend: BackendProcess, central: Database, workstation: Database
+) -> None:
     add_workshop(central, "north")
     token = add_workstation(central, "north", WORKSTATION)
     add_user(central, "auditor", "correct horse battery", BackendRole.ADMIN)
     admin_token = create_user_token(central, "auditor")
-    workstation = open_database(default_url(tmp_path))
     configure(workstation, backend.url, token)
     worker = SyncWorker(workstation, idle_s=0.05, backoff=Backoff(base_s=0.05, cap_s=0.5))
+    slices = [range(k, EVENTS, RESTARTS + 1) for k in range(RESTARTS + 1)]
 
-    def produce() -> None:
-        for n in range(EVENTS):
+    def produce(numbers: range) -> None:
+        for n in numbers:
             append(workstation, _entry(VINS[n % len(VINS)], n))
 
     def held() -> int:
@@ -172,13 +183,16 @@ async def test_the_backend_holds_every_record_once_after_five_kills(
     async with httpx.AsyncClient(timeout=30) as client:
         await backend.start(client)
         sending = asyncio.create_task(worker.run(asyncio.Event()))
-        producing = asyncio.create_task(asyncio.to_thread(produce))
         try:
-            for restart in range(RESTARTS):
-                await _until(_more_than(held, held()), f"events arrive before kill {restart + 1}")
+            # Each kill lands while records are being written and sent; the records
+            # written while the backend is down wait in the outbox.
+            for restart, numbers in enumerate(slices[:-1], start=1):
+                producing = asyncio.create_task(asyncio.to_thread(produce, numbers))
+                await _until(_more_than(held, held()), f"events arrive before kill {restart}")
                 await backend.kill()
+                await producing
                 await backend.start(client)
-            await producing
+            await asyncio.to_thread(produce, slices[-1])
             await _until(lambda: sync_status(workstation).pending == 0, "the outbox empties")
         finally:
             sending.cancel()
@@ -190,16 +204,13 @@ async def test_the_backend_holds_every_record_once_after_five_kills(
             )
         ).json()
 
-    try:
-        with central.session() as session:
-            ids = list(session.scalars(select(Event.event_id)))
-        sent = {r.event_id for vin in VINS for r in vehicle_records(workstation, vin)}
-        assert len(ids) == EVENTS, "exactly the records written, no more, no fewer"
-        assert set(ids) == sent
-        assert verdict["ok"] is True, verdict["breaks"]
-        assert verdict["events"] == EVENTS
-        assert verdict["chains"] == len(VINS)
-        assert sync_status(workstation).sent == EVENTS
-    finally:
-        workstation.close()
-        central.close()
+    with central.session() as session:
+        ids = list(session.scalars(select(Event.event_id)))
+    written = {r.event_id for vin in VINS for r in vehicle_records(workstation, vin)}
+    assert len(written) == EVENTS
+    assert len(ids) == EVENTS, "exactly the records written, no more, no fewer"
+    assert set(ids) == written
+    assert verdict["ok"] is True, verdict["breaks"]
+    assert verdict["events"] == EVENTS
+    assert verdict["chains"] == len(VINS)
+    assert sync_status(workstation).sent == EVENTS

@@ -11,6 +11,7 @@ from ecuworks.pdata.serve import serve_directory
 from ecuworks.pdata.source import DEMO_DIR
 from ecuworks.pdata.store import LocalStore
 from ecuworks.platform import history
+from ecuworks.platform.sync import configure
 from ecuworks.platform.users import Role
 
 VIN = "WBA00000000000042"
@@ -116,3 +117,24 @@ async def test_reports_count_outcomes_success_and_duration(
         assert "33 %" in page
         assert "15.0 s" in page
         assert f'href="/history/{VIN}"' in page
+
+
+async def test_the_data_page_shows_what_of_the_history_waits_for_the_backend(
+    start_workstation: StartWorkstation, pdata_home: Path
+) -> None:
+    ws = await start_workstation(home=pdata_home)
+    history.append(
+        ws.db,
+        history.Entry(
+            vin=VIN, kind="identify", user="ada", workstation="bay-1", outcome="read", summary="x"
+        ),
+    )
+    viewer = await ws.login("vera", Role.VIEWER)
+    page = (await viewer.get("/data")).text
+    assert "No backend is configured: the history stays on this workstation (1 record(s)" in page
+
+    configure(ws.db, "http://127.0.0.1:9", "ew_token")  # nothing listens on port 9
+    page = (await viewer.get("/data")).text
+    assert "<dt>Backend</dt><dd>http://127.0.0.1:9</dd>" in page
+    assert "<dt>Sent</dt><dd>0 record(s)" in page
+    assert '<dt>Waiting</dt><dd class="warn">1, the oldest written' in page

@@ -8,11 +8,11 @@ not counted in the mean.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, case, func, select
 
 from ecuworks.platform.db import Database
 from ecuworks.platform.models import HistoryRecord
@@ -54,18 +54,37 @@ class Report:
         return sum(k.total for k in self.kinds)
 
 
-def _wall_s(data: dict[str, object]) -> float | None:
-    value = data.get("wall_s") if isinstance(data, dict) else None
-    return float(value) if isinstance(value, int | float) and value >= 0 else None
+def _wall_s(dialect: str) -> ColumnElement[float]:
+    """``data["wall_s"]`` where it is a number of seconds, else NULL (SUM and COUNT skip
+    NULLs); the JSON type test is each database's own."""
+    value = HistoryRecord.data["wall_s"]
+    if dialect == "postgresql":
+        is_number = func.json_typeof(value) == "number"
+    else:
+        is_number = func.json_type(HistoryRecord.data, "$.wall_s").in_(("integer", "real"))
+    seconds = value.as_float()
+    # nested CASEs: the cast is evaluated only once the value is known to be a number
+    return case((is_number, case((seconds >= 0, seconds))))
 
 
 def session_report(database: Database, *, latest: int = 20) -> Report:
-    """The report over the whole history, with the ``latest`` newest sessions."""
-    outcomes: dict[str, Counter[str]] = defaultdict(Counter)
-    walls: dict[str, list[float]] = defaultdict(list)
+    """The report over the whole history, with the ``latest`` newest sessions.
+
+    The database counts and sums per kind and outcome: the rows never leave it.
+    """
+    wall = _wall_s(database.dialect)
+    outcomes: dict[str, dict[str, int]] = defaultdict(dict)
+    seconds: dict[str, float] = defaultdict(float)
+    timed: dict[str, int] = defaultdict(int)  # sessions with a duration
     with database.session() as session:
-        rows = session.execute(
-            select(HistoryRecord.kind, HistoryRecord.outcome, HistoryRecord.data)
+        groups = session.execute(
+            select(
+                HistoryRecord.kind,
+                HistoryRecord.outcome,
+                func.count(),
+                func.coalesce(func.sum(wall), 0.0),
+                func.count(wall),
+            ).group_by(HistoryRecord.kind, HistoryRecord.outcome)
         ).all()
         newest = list(
             session.scalars(
@@ -74,16 +93,15 @@ def session_report(database: Database, *, latest: int = 20) -> Report:
                 .limit(latest)
             )
         )
-    for kind, outcome, data in rows:
-        outcomes[kind][outcome] += 1
-        wall = _wall_s(data)
-        if wall is not None:
-            walls[kind].append(wall)
+    for kind, outcome, sessions, total_s, with_wall in groups:
+        outcomes[kind][outcome] = sessions
+        seconds[kind] += float(total_s)
+        timed[kind] += with_wall
     kinds = [
         KindReport(
             kind,
             dict(sorted(outcomes[kind].items())),
-            sum(walls[kind]) / len(walls[kind]) if walls[kind] else None,
+            seconds[kind] / timed[kind] if timed[kind] else None,
         )
         for kind in sorted(outcomes)
     ]

@@ -47,18 +47,30 @@ class JobWords(NamedTuple):
     title: str
     start: str
     nothing: str
+    doing: str
 
 
 JOBS: Final = {
     "program": JobWords(
-        "Measures plan", "Start programming", "Nothing to program: the vehicle is at target."
+        "Measures plan",
+        "Start programming",
+        "Nothing to program: the vehicle is at target.",
+        "Programming",
     ),
-    "code": JobWords("Coding plan", "Start coding", "No ECU with coding answered."),
-    "expert-coding": JobWords("Expert coding", "Code this parameter", "Nothing to code."),
-    "retrofit": JobWords("Retrofit plan", "Start the retrofit", "Nothing to retrofit."),
-    "replace": JobWords("Replacement plan", "Start the replacement", "Nothing to replace."),
-    "enable": JobWords("Enabling plan", "Start enabling", "Nothing to enable."),
-    "diag": JobWords("Fault memory plan", "Clear the fault memory", "Nothing to clear."),
+    "code": JobWords("Coding plan", "Start coding", "No ECU with coding answered.", "Coding"),
+    "expert-coding": JobWords(
+        "Expert coding", "Code this parameter", "Nothing to code.", "Expert coding"
+    ),
+    "retrofit": JobWords(
+        "Retrofit plan", "Start the retrofit", "Nothing to retrofit.", "Retrofit of"
+    ),
+    "replace": JobWords(
+        "Replacement plan", "Start the replacement", "Nothing to replace.", "Replacement in"
+    ),
+    "enable": JobWords("Enabling plan", "Start enabling", "Nothing to enable.", "Enabling"),
+    "diag": JobWords(
+        "Fault memory plan", "Clear the fault memory", "Nothing to clear.", "Clearing faults of"
+    ),
 }
 templates.env.globals["jobs"] = JOBS
 

@@ -330,6 +330,10 @@ class RunManager:
             self._pdata = pdata
         return self._pdata
 
+    def forget_pdata(self) -> None:
+        """Open the P-Data again at its next use (after a sync brought new data)."""
+        self._pdata = None
+
     def start(self, plan: Plan, plan_id: str, *, user: str, interface: str, how: Started) -> Run:
         """Start programming ``plan`` in the background; returns the run to follow."""
         control = RunControl()

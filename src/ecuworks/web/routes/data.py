@@ -16,12 +16,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ecuworks.errors import ConfigError, LinkError, PDataMismatch
 from ecuworks.pdata.source import open_pdata
-from ecuworks.pdata.store import LocalStore
+from ecuworks.pdata.store import LocalStore, SyncReport
 from ecuworks.platform.history import utc
+from ecuworks.platform.sync import sync_status
 from ecuworks.platform.users import Role, audit, audit_entries
 from ecuworks.web.auth import Caller, database, require
 from ecuworks.web.pages import render
 from ecuworks.web.settings import WebSettings
+from ecuworks.web.workshop import manager
 
 __all__ = ["router"]
 
@@ -92,9 +94,18 @@ async def _page(request: Request, *, error: str | None = None, status: int = 200
             "syncs": syncs,
             "can_sync": request.state.caller.role.allows(Role.ADMIN),
             "error": error,
+            "history_sync": await asyncio.to_thread(sync_status, database(request)),
+            "sync_error": request.app.state.sync.last_error,
         },
         status=status,
     )
+
+
+def _sync_alone(store: LocalStore) -> SyncReport:
+    """Sync in an event loop of its own, in a worker thread: the sync hashes and writes
+    the images as they arrive, which would hold up the server's loop (and with it the
+    tester present of a programming session running on this workstation)."""
+    return asyncio.run(store.sync())
 
 
 @router.get("/data", response_class=HTMLResponse)
@@ -118,7 +129,7 @@ async def sync(request: Request, caller: Admin) -> Response:
         return await _page(request, error=HOW_TO_CONFIGURE, status=409)
     db = database(request)
     try:
-        report = await store.sync()
+        report = await asyncio.to_thread(_sync_alone, store)
     except (ConfigError, PDataMismatch, LinkError) as error:
         audit(db, caller.name, "pdata-sync-failed", detail=str(error))
         status = 502 if isinstance(error, LinkError) else 409
@@ -130,4 +141,5 @@ async def sync(request: Request, caller: Admin) -> Response:
         detail=f"{report.url}: snapshot v{report.snapshot_version}, {len(report.targets)} "
         f"images verified, {len(report.downloaded)} fetched ({report.bytes_downloaded} bytes)",
     )
+    manager(request).forget_pdata()  # identify, plan and run on the new data from now on
     return RedirectResponse("/data", status_code=303)
