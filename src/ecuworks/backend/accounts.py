@@ -34,15 +34,15 @@ from ecuworks.errors import AccessDenied, ConfigError
 from ecuworks.platform.db import Database
 from ecuworks.platform.history import utc
 
-# The workstation's own account helpers, so both hash passwords and tokens alike.
+# The workstation's account helpers, so that both hash passwords and tokens alike.
 from ecuworks.platform.users import (
-    _DUMMY_HASH,
-    _HASHER,
+    DUMMY_HASH,
+    PASSWORD_HASHER,
     TOKEN_PREFIX,
-    _check_name,
-    _check_password,
-    _digest,
-    _verify,
+    check_name,
+    check_password,
+    digest_secret,
+    verify_password,
 )
 
 __all__ = [
@@ -125,7 +125,7 @@ def add_workshop(database: Database, name: str) -> None:
     Raises:
         ConfigError: the name is invalid or taken.
     """
-    name = _check_name(name)
+    name = check_name(name)
     with database.session() as session:
         if session.scalars(select(Workshop).where(Workshop.name == name)).first() is not None:
             raise ConfigError(f"a workshop named {name!r} exists already")
@@ -161,7 +161,7 @@ def add_workstation(database: Database, workshop: str, name: str) -> str:
             )
         session.add(
             WorkstationCredential(
-                workshop_id=shop.id, name=name, token_hash=_digest(secret), created_at=_now()
+                workshop_id=shop.id, name=name, token_hash=digest_secret(secret), created_at=_now()
             )
         )
     return secret
@@ -198,8 +198,8 @@ def add_user(
         ConfigError: the name is invalid or taken, the password too short, the role or
             workshop does not fit.
     """
-    name = _check_name(name)
-    _check_password(password)
+    name = check_name(name)
+    check_password(password)
     if role is Role.WORKSTATION:
         raise ConfigError("a workstation is no user; use 'ecuworks backend workstation add'")
     if (role is Role.ANALYST) != (workshop is not None):
@@ -211,7 +211,7 @@ def add_user(
         session.add(
             User(
                 name=name,
-                password_hash=_HASHER.hash(password),
+                password_hash=PASSWORD_HASHER.hash(password),
                 role=str(role),
                 workshop_id=shop_id,
                 created_at=_now(),
@@ -239,7 +239,10 @@ def create_user_token(database: Database, name: str, label: str = "api") -> str:
             raise ConfigError(f"no backend user named {name!r}")
         session.add(
             UserToken(
-                token_hash=_digest(secret), user_id=user.id, label=label[:64], created_at=_now()
+                token_hash=digest_secret(secret),
+                user_id=user.id,
+                label=label[:64],
+                created_at=_now(),
             )
         )
     return secret
@@ -252,7 +255,7 @@ def _user_caller(session: Session, user: User, csrf: str = "") -> Caller:
 
 def authenticate_token(database: Database, secret: str) -> Caller | None:
     """The caller of a live workstation or user token; None if unknown or revoked."""
-    digest = _digest(secret)
+    digest = digest_secret(secret)
     with database.session() as session:
         row = session.execute(
             select(WorkstationCredential, Workshop.name)
@@ -282,13 +285,13 @@ def log_in(database: Database, name: str, password: str) -> tuple[str, str]:
     """
     with database.session() as session:
         user = session.scalars(select(User).where(User.name == name.strip())).first()
-        good = _verify(user.password_hash if user else _DUMMY_HASH, password)
+        good = verify_password(user.password_hash if user else DUMMY_HASH, password)
         if user is None or not good or user.disabled:
             raise AccessDenied("wrong user name or password", status=401)
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         session.add(
             UserSession(
-                token_hash=_digest(secret),
+                token_hash=digest_secret(secret),
                 user_id=user.id,
                 csrf=csrf,
                 expires_at=_now() + SESSION_LIFETIME,
@@ -303,7 +306,7 @@ def authenticate_session(database: Database, secret: str) -> Caller | None:
         row = session.execute(
             select(User, UserSession)
             .join(UserSession, UserSession.user_id == User.id)
-            .where(UserSession.token_hash == _digest(secret))
+            .where(UserSession.token_hash == digest_secret(secret))
         ).first()
         if row is None:
             return None
@@ -316,4 +319,4 @@ def authenticate_session(database: Database, secret: str) -> Caller | None:
 def end_session(database: Database, secret: str) -> None:
     """Log a browser session out."""
     with database.session() as session:
-        session.execute(delete(UserSession).where(UserSession.token_hash == _digest(secret)))
+        session.execute(delete(UserSession).where(UserSession.token_hash == digest_secret(secret)))

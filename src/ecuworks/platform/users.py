@@ -32,9 +32,12 @@ from ecuworks.platform.models import ApiToken, AuditEntry, LoginAttempt, User, W
 
 __all__ = [
     "ADDRESS_LIMIT",
+    "DUMMY_HASH",
     "LOCK_AFTER",
     "LOCK_FOR",
+    "PASSWORD_HASHER",
     "SESSION_LIFETIME",
+    "TOKEN_PREFIX",
     "WINDOW",
     "Login",
     "Principal",
@@ -45,8 +48,11 @@ __all__ = [
     "audit_entries",
     "authenticate_session",
     "authenticate_token",
+    "check_name",
+    "check_password",
     "create_token",
     "create_user",
+    "digest_secret",
     "end_session",
     "list_tokens",
     "log_in",
@@ -55,6 +61,7 @@ __all__ = [
     "set_password",
     "set_role",
     "user_states",
+    "verify_password",
 ]
 
 LOCK_AFTER: Final = 5
@@ -63,9 +70,9 @@ LOCK_FOR: Final = timedelta(minutes=15)
 ADDRESS_LIMIT: Final = 20
 SESSION_LIFETIME: Final = timedelta(hours=12)
 TOKEN_PREFIX: Final = "ew_"  # noqa: S105 -- a prefix, not a secret
-_HASHER: Final = PasswordHasher()
+PASSWORD_HASHER: Final = PasswordHasher()
 # Verified against when the name is unknown, so both cases take the same time.
-_DUMMY_HASH: Final = _HASHER.hash("not a password of anyone")
+DUMMY_HASH: Final = PASSWORD_HASHER.hash("not a password of anyone")
 
 
 class Role(StrEnum):
@@ -107,7 +114,8 @@ class Login:
     csrf: str
 
 
-def _digest(secret: str) -> str:
+def digest_secret(secret: str) -> str:
+    """SHA-256 (hex) of a session or API token: what is stored instead of the token."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -115,14 +123,24 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """``name`` stripped, when it is 1 to 64 printable characters.
+
+    Raises:
+        ConfigError: it is not.
+    """
     name = name.strip()
     if not 1 <= len(name) <= 64 or not name.isprintable():
         raise ConfigError(f"a user name is 1 to 64 printable characters, got {name!r}")
     return name
 
 
-def _check_password(password: str) -> None:
+def check_password(password: str) -> None:
+    """Refuse a password shorter than 10 characters.
+
+    Raises:
+        ConfigError: it is.
+    """
     if len(password) < 10:
         raise ConfigError("a password needs at least 10 characters")
 
@@ -137,14 +155,14 @@ def create_user(database: Database, name: str, password: str, role: Role) -> Pri
     Raises:
         ConfigError: the name is taken or invalid, or the password is too short.
     """
-    name = _check_name(name)
-    _check_password(password)
+    name = check_name(name)
+    check_password(password)
     with database.session() as session:
         if session.scalars(select(User).where(User.name == name)).first() is not None:
             raise ConfigError(f"a user named {name!r} exists already")
         user = User(
             name=name,
-            password_hash=_HASHER.hash(password),
+            password_hash=PASSWORD_HASHER.hash(password),
             role=str(role),
             created_at=_now(),
             failed_logins=0,
@@ -170,10 +188,10 @@ def set_role(database: Database, name: str, role: Role) -> None:
 
 def set_password(database: Database, name: str, password: str) -> None:
     """Set a user's password; it also ends the lockout and every browser session."""
-    _check_password(password)
+    check_password(password)
     with database.session() as session:
         user = _user(session, name)
-        user.password_hash = _HASHER.hash(password)
+        user.password_hash = PASSWORD_HASHER.hash(password)
         user.failed_logins = 0
         user.locked_until = None
         session.execute(delete(WebSession).where(WebSession.user_id == user.id))
@@ -210,7 +228,7 @@ def log_in(database: Database, name: str, password: str, *, address: str) -> Log
                     status=429,
                 ),
             )
-        good = _verify(user.password_hash if user else _DUMMY_HASH, password)
+        good = verify_password(user.password_hash if user else DUMMY_HASH, password)
         session.add(
             LoginAttempt(name=name[:64], address=address, at=now, ok=good and user is not None)
         )
@@ -224,12 +242,12 @@ def log_in(database: Database, name: str, password: str, *, address: str) -> Log
             raise _commit_then(session, AccessDenied("wrong user name or password", status=401))
         user.failed_logins = 0
         user.locked_until = None
-        if _HASHER.check_needs_rehash(user.password_hash):
-            user.password_hash = _HASHER.hash(password)
+        if PASSWORD_HASHER.check_needs_rehash(user.password_hash):
+            user.password_hash = PASSWORD_HASHER.hash(password)
         secret, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         session.add(
             WebSession(
-                token_hash=_digest(secret),
+                token_hash=digest_secret(secret),
                 user_id=user.id,
                 csrf=csrf,
                 created_at=now,
@@ -246,9 +264,10 @@ def _commit_then(session: Session, error: AccessDenied) -> AccessDenied:
     return error
 
 
-def _verify(stored: str, password: str) -> bool:
+def verify_password(stored: str, password: str) -> bool:
+    """Whether ``password`` matches the argon2 hash ``stored`` (False for a broken hash)."""
     try:
-        return _HASHER.verify(stored, password)
+        return PASSWORD_HASHER.verify(stored, password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -259,7 +278,7 @@ def authenticate_session(database: Database, secret: str) -> tuple[Principal, st
         row = session.execute(
             select(User, WebSession)
             .join(WebSession, WebSession.user_id == User.id)
-            .where(WebSession.token_hash == _digest(secret))
+            .where(WebSession.token_hash == digest_secret(secret))
         ).first()
         if row is None:
             return None
@@ -272,7 +291,7 @@ def authenticate_session(database: Database, secret: str) -> tuple[Principal, st
 def end_session(database: Database, secret: str) -> None:
     """Log a browser session out."""
     with database.session() as session:
-        session.execute(delete(WebSession).where(WebSession.token_hash == _digest(secret)))
+        session.execute(delete(WebSession).where(WebSession.token_hash == digest_secret(secret)))
 
 
 def create_token(database: Database, name: str, label: str) -> str:
@@ -282,7 +301,7 @@ def create_token(database: Database, name: str, label: str) -> str:
         user = _user(session, name)
         session.add(
             ApiToken(
-                token_hash=_digest(secret),
+                token_hash=digest_secret(secret),
                 user_id=user.id,
                 name=label[:64] or "cli",
                 created_at=_now(),
@@ -299,7 +318,7 @@ def authenticate_token(database: Database, secret: str) -> Principal | None:
         row = session.execute(
             select(User, ApiToken)
             .join(ApiToken, ApiToken.user_id == User.id)
-            .where(ApiToken.token_hash == _digest(secret))
+            .where(ApiToken.token_hash == digest_secret(secret))
         ).first()
         if row is None:
             return None
