@@ -146,6 +146,7 @@ class Run:
     steps: dict[str, str] = field(default_factory=dict)
     volts: float | None = None
     waiting: str | None = None
+    waiting_ecu: int | None = None
     notes: deque[str] = field(default_factory=lambda: deque(maxlen=_NOTES))
     report: Report | None = None
     error: str | None = None
@@ -278,8 +279,9 @@ def _on_power(run: Run, event: Progress) -> None:
 def _on_note(run: Run, event: Progress) -> None:
     if event.status == "waiting":
         run.waiting = event.message  # the technician's hardware step
-    elif event.ecu is not None:
-        run.waiting = None
+        run.waiting_ecu = event.ecu
+    elif run.waiting is not None and event.ecu == run.waiting_ecu:
+        run.waiting = None  # that ECU's part answers
     if event.status in ("paused", "resumed", "aborted") and not run.over:
         run.state = {"paused": "paused", "resumed": "running", "aborted": "aborting"}[event.status]
 
