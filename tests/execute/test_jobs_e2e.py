@@ -66,6 +66,16 @@ async def run_until(
     return code, "\n".join(seen) + "\n" + rest
 
 
+def assert_replaced(before: dict[str, Any], old: dict[str, Any], after: dict[str, Any]) -> None:
+    """The HU is a new part, programmed, holding the old one's data, codes and software."""
+    new = ecu_of(after, HU)
+    assert new["programming_counter"] > 0  # a new part, programmed
+    assert new["mode"] == "application"
+    assert new["individual_data"] == old["individual_data"]  # byte for byte
+    assert fsc_status(after, HU) == fsc_status(before, HU)
+    assert svt_of(after)[str(HU)] == svt_of(before)[str(HU)]
+
+
 async def test_enable_writes_an_issued_code_and_reports_a_foreign_or_altered_one(
     start_simulator: StartSimulator, pdata_home: Path, tmp_path: Path
 ) -> None:
@@ -141,12 +151,7 @@ async def test_replacement_restores_individual_data_and_codes_and_reaches_the_sv
 
     assert code == 0, out
     after = await control(sim, "GET", "/state")
-    new = ecu_of(after, HU)
-    assert new["programming_counter"] > 0  # a new part, programmed
-    assert new["mode"] == "application"
-    assert new["individual_data"] == old["individual_data"]  # byte for byte
-    assert fsc_status(after, HU) == fsc_status(before, HU)
-    assert svt_of(after)[str(HU)] == svt_of(before)[str(HU)]
+    assert_replaced(before, old, after)
     assert [e["name"] for e in after["ecus"] if e["mode"] != "application"] == []
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -16,6 +15,7 @@ import httpx
 import pytest
 from alembic import command
 from sqlalchemy import create_engine, func, select, text
+from tests.execute.test_reservation import free_port
 from tests.postgres import PostgresCluster
 
 from ecuworks.backend.accounts import Role as BackendRole
@@ -79,20 +79,13 @@ def test_records_written_before_the_outbox_existed_are_sent_too(tmp_path: Path) 
         db.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class BackendProcess:
     """``ecuworks backend`` as a real process, to be killed with SIGKILL and restarted."""
 
     def __init__(self, db_url: str, home: Path) -> None:
         self.db_url = db_url
         self.home = home
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: asyncio.subprocess.Process | None = None
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 from typing import Final
-from urllib.parse import parse_qsl
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -24,10 +23,10 @@ from ecuworks.backend.accounts import (
 )
 from ecuworks.errors import AccessDenied
 from ecuworks.platform.db import Database
+from ecuworks.web.auth import form_data  # the workstation's form parsing, one for both
 
 __all__ = [
     "COOKIE",
-    "MAX_FORM_BYTES",
     "NotAuthenticated",
     "caller",
     "database",
@@ -37,7 +36,6 @@ __all__ = [
 ]
 
 COOKIE: Final = "ecuworks_backend_session"
-MAX_FORM_BYTES: Final = 16 * 1024
 _SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -49,26 +47,6 @@ def database(request: Request) -> Database:
     """The app's database."""
     db: Database = request.app.state.db
     return db
-
-
-async def form_data(request: Request) -> dict[str, str]:
-    """The request's urlencoded form fields (read once, cached on the request).
-
-    Raises:
-        AccessDenied: 413 when the form is larger than :data:`MAX_FORM_BYTES`.
-    """
-    cached: dict[str, str] | None = getattr(request.state, "form", None)
-    if cached is not None:
-        return cached
-    fields: dict[str, str] = {}
-    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if kind == "application/x-www-form-urlencoded":
-        body = await request.body()
-        if len(body) > MAX_FORM_BYTES:
-            raise AccessDenied("the form is too large", status=413)
-        fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-    request.state.form = fields
-    return fields
 
 
 async def caller(request: Request) -> Caller:
