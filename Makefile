@@ -55,14 +55,10 @@ fmt: $(STAMP)
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-bench: $(STAMP)
-	$(BIN)/python -m bench.transfer
-	$(BIN)/python -m bench.sim
-	$(BIN)/python -m bench.identify
-	$(BIN)/python -m bench.program
-	$(BIN)/python -m bench.pdata
-	$(BIN)/python -m bench.plan
-	$(BIN)/python -m bench.ingest
+# Every benchmark, one after the other, then one report: bench/report.md, bench/report.json
+# and bench/plots/*.png. Speed never fails it; a benchmark that crashed does.
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench.report --run
 
 # The main job on the built-in simulated F-series car: identify, plan, program, verify.
 # Its data directory (demo P-Data, generated on first use) is kept in .ecuworks-demo.

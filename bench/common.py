@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import platform
 import pstats
+import resource
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["figure", "machine", "print_goals", "profile_rows"]
+__all__ = ["figure", "machine", "peak_rss_mb", "print_goals", "process_peak_rss_mb", "profile_rows"]
 
 
 def figure(
@@ -32,6 +33,22 @@ def figure(
         met = value is not None and (value >= float(bound) if op == ">=" else value < float(bound))
     value = None if value is None else round(value, digits)
     return {"name": name, "value": value, "unit": unit, "goal": goal, "met": met}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size in MB (10^6 bytes; ``ru_maxrss`` is in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e6
+
+
+def process_peak_rss_mb(pid: int) -> float | None:
+    """Another running process's peak resident set size in MB (``VmHWM`` in ``/proc``);
+    None once it is gone or where there is no ``/proc``."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    kib = next((line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")), None)
+    return None if kib is None else int(kib) * 1024 / 1e6
 
 
 def machine() -> dict[str, Any]:

@@ -36,7 +36,7 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import figure, machine, print_goals
+from bench.common import figure, machine, peak_rss_mb, print_goals
 from ecuworks.profiles import load_profile
 from ecuworks.sim.simulator import Simulator
 from ecuworks.transport.url import open_link
@@ -150,6 +150,7 @@ def figures(runs: dict[str, Any]) -> list[dict[str, Any]]:
             figs.append(figure(f"{GOAL_NAME}, best", best, "s"))
         else:
             figs.append(figure(f"identify {name}, median", median, "s"))
+    figs.append(figure("peak RSS tester and simulator (one process)", peak_rss_mb(), "MB"))
     return figs
 
 

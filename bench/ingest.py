@@ -43,7 +43,7 @@ from rich.console import Console
 from rich.table import Table
 from tests.postgres import postgres_cluster
 
-from bench.common import figure, machine, print_goals
+from bench.common import figure, machine, peak_rss_mb, print_goals, process_peak_rss_mb
 from ecuworks.backend.accounts import add_workshop, add_workstation
 from ecuworks.backend.db import open_backend_database
 from ecuworks.platform.history import GENESIS, event_hash
@@ -249,6 +249,7 @@ def run_one(dialect: str, url: str, events: int, work: Path) -> dict[str, Any]:
         cpu = _cpu_s(pid)
         wall, latencies, errors = asyncio.run(send_all(base, tokens, bodies))
         row["server_cpu_s"] = _cpu_s(pid) - cpu
+        row["server_rss_mb"] = process_peak_rss_mb(pid)
         problem = errors[0] if errors else asyncio.run(check_stored(base, admin, row["events"]))
     quantiles = statistics.quantiles(latencies, n=100)
     row |= {
@@ -273,6 +274,7 @@ def figures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             figure(f"ingest {name} p50 batch latency", row["p50_ms"], "ms"),
             figure(f"ingest {name} p99 batch latency", row["p99_ms"], "ms"),
             figure(f"ingest {name} server CPU", row["server_cpu_s"], "s"),
+            figure(f"peak RSS backend server ({name})", row.get("server_rss_mb"), "MB"),
         ]
     return figs
 
@@ -325,7 +327,12 @@ def main(argv: list[str] | None = None) -> int:
         with postgres_cluster() as cluster:
             rows = [run_one("postgresql", cluster.database(), events, work)]
         rows.append(run_one("sqlite", f"sqlite:///{work / 'backend.sqlite3'}", events, work))
-    figs = figures(rows)
+    figs = [
+        *figures(rows),
+        figure(
+            f"peak RSS ingest clients ({CLIENTS} workstations, one process)", peak_rss_mb(), "MB"
+        ),
+    ]
     report(rows, figs, info)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     document = {"benchmark": "ingest", "machine": info, "runs": rows, "figures": figs}

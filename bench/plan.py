@@ -5,7 +5,8 @@
 identification of one vehicle of 80 ECUs whose every unit is one version behind, then
 times :func:`ecuworks.plan.build_plan` to the newest I-level. Each run gets a fresh
 :class:`~ecuworks.pdata.catalog.Catalog`, so the look-up indexes it builds on first use are
-timed too. Goal: the median < 100 ms.
+timed too. Goal: the median < 100 ms. The same is timed at 10, 20, 40 and 160 ECUs (the
+catalog grows with them: 62.5 variants per ECU) to show how the time scales.
 
 Figures go to the terminal and to ``bench/out/plan.json``; speed never fails the run.
 """
@@ -21,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.common import figure, machine, print_goals
+from bench.common import figure, machine, peak_rss_mb, print_goals
 from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.model import (
     BusInfo,
@@ -43,6 +44,7 @@ from ecuworks.wire.vo import VehicleOrder
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_JSON = ROOT / "bench" / "out" / "plan.json"
 ECUS, VARIANTS = 80, 5000
+SIZES = (10, 20, 40, ECUS, 160)  # ECUs; the catalog has VARIANTS / ECUS variants per ECU
 GOAL_MS = 100.0
 SERIES, OLD, NEW = "B080", "B080-24-03-500", "B080-24-11-500"
 GATEWAY = 0x10  # on Ethernet, like an F- or G-series gateway
@@ -61,14 +63,18 @@ def _unit(cls: str, address: int, hw: int, index: int, version: int) -> str:
     return f"{cls}-00{address:02X}{hw:02X}{index:02X}-001.000.{version:03d}"
 
 
-def synthetic() -> tuple[Identification, SeriesCatalog]:
+def synthetic(
+    ecus_in_car: int = ECUS, variants: int = VARIANTS
+) -> tuple[Identification, SeriesCatalog]:
     """The vehicle (hardware variant 0 of each address) and the catalog."""
-    per_ecu = VARIANTS // ECUS + 1
+    # Every address gets variants // ECUs hardware variants, the first ones one more, so
+    # that the catalog holds exactly ``variants`` SVKs per I-level.
+    share, extra = divmod(variants, ecus_in_car)
+    first: list[int] = []  # index of each address's variant 0 in the I-level's targets
     ecus: list[EcuInfo] = []
     units: list[UnitInfo] = []
     targets: dict[str, list[TargetSvk]] = {OLD: [], NEW: []}
-    count = 0
-    for address in range(ECUS):
+    for address in range(ecus_in_car):
         bus = BUSES[0] if address == GATEWAY else BUSES[address % len(BUSES)]
         ecus.append(
             EcuInfo(
@@ -87,10 +93,8 @@ def synthetic() -> tuple[Identification, SeriesCatalog]:
                 ),
             )
         )
-        for hw in range(per_ecu):
-            if count == VARIANTS:
-                break
-            count += 1
+        first.append(len(targets[OLD]))
+        for hw in range(share + (address < extra)):
             hwel = _unit("HWEL", address, hw, 0x10, 0)
             for level, version in ((OLD, 1), (NEW, 2)):
                 entries = [TargetUnit(sgbm=hwel)]
@@ -125,9 +129,9 @@ def synthetic() -> tuple[Identification, SeriesCatalog]:
         EcuState(
             address=address,
             state=EcuMode.APPLICATION,
-            svk=tuple(SgbmId.parse(u.sgbm) for u in targets[OLD][address * per_ecu].units),
+            svk=tuple(SgbmId.parse(u.sgbm) for u in targets[OLD][first[address]].units),
         )
-        for address in range(ECUS)
+        for address in range(ecus_in_car)
     )
     old = ILevel.parse(OLD)
     ident = Identification(
@@ -141,38 +145,72 @@ def synthetic() -> tuple[Identification, SeriesCatalog]:
     return ident, catalog
 
 
-def main() -> None:
-    """Time the plan, print the goal table, write the JSON."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
-    args = parser.parse_args()
-    info = machine()
-    ident, series = synthetic()
+def time_plan(ecus: int, runs: int) -> dict[str, Any]:
+    """``runs`` plans of a car of ``ecus`` ECUs against its catalog, each with a fresh
+    :class:`Catalog`: the times and the last plan's size and estimate."""
+    variants = round(ecus * VARIANTS / ECUS)
+    ident, series = synthetic(ecus, variants)
     times, plan = [], None
-    for _ in range(args.runs):
+    for _ in range(runs):
         catalog = Catalog([series])
         start = time.perf_counter()
         plan = build_plan(ident, catalog)
         times.append(time.perf_counter() - start)
     assert plan is not None
-    median_ms = statistics.median(times) * 1000
-    figs: list[dict[str, Any]] = [
-        figure(f"plan {ECUS} ECUs / {VARIANTS} variants", median_ms, "ms", f"< {GOAL_MS:g}"),
-        figure("plan fastest", min(times) * 1000, "ms"),
-        figure("plan actions", len(plan.actions), "actions", digits=0),
-        figure("plan estimate", plan.estimate_s, "s"),
-        figure("plan lower bound", plan.lower_bound_s, "s"),
+    return {
+        "ecus": ecus,
+        "variants": variants,
+        "median_ms": statistics.median(times) * 1000,
+        "fastest_ms": min(times) * 1000,
+        "actions": len(plan.actions),
+        "estimate_s": plan.estimate_s,
+        "lower_bound_s": plan.lower_bound_s,
+    }
+
+
+def figures(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The goal at 80 ECUs, its details, then the median at every other size."""
+    goal = next(r for r in rows if r["ecus"] == ECUS)
+    figs = [
+        figure(
+            f"plan {ECUS} ECUs / {VARIANTS} variants", goal["median_ms"], "ms", f"< {GOAL_MS:g}"
+        ),
+        figure("plan fastest", goal["fastest_ms"], "ms"),
+        figure("plan actions", goal["actions"], "actions", digits=0),
+        figure("plan estimate", goal["estimate_s"], "s"),
+        figure("plan lower bound", goal["lower_bound_s"], "s"),
     ]
+    figs += [
+        figure(f"plan {r['ecus']} ECUs / {r['variants']} variants", r["median_ms"], "ms")
+        for r in rows
+        if r is not goal
+    ]
+    return [*figs, figure("peak RSS planning", peak_rss_mb(), "MB")]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Time the plan at every size, print the goal table, write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="plans per size (the median counts)")
+    parser.add_argument("--quick", action="store_true", help="3 runs per size (smoke test)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    args = parser.parse_args(argv)
+    info = machine()  # before the run, so that the load average is other processes' load
+    runs = 3 if args.quick else args.runs
+    rows = [time_plan(ecus, runs) for ecus in SIZES]
+    figs = figures(rows)
+    goal = next(r for r in rows if r["ecus"] == ECUS)
     console = Console()
     console.print(
         f"plan benchmark - {info['cpu']}, {info['cores']} cores, Python {info['python']}: "
-        f"{args.runs} runs, {len(plan.actions)} actions, estimate {plan.estimate_s:.1f} s "
-        f"(lower bound {plan.lower_bound_s:.1f} s)"
+        f"{runs} runs per size; at {ECUS} ECUs {goal['actions']} actions, estimate "
+        f"{goal['estimate_s']:.1f} s (lower bound {goal['lower_bound_s']:.1f} s)"
     )
     print_goals(console, info, figs, also=("plan",))
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": info, "figures": figs}, indent=2) + "\n")
+    document = {"benchmark": "plan", "machine": info, "sizes": rows, "figures": figs}
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    print(f"figures written to {args.json}")
 
 
 if __name__ == "__main__":

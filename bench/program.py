@@ -41,7 +41,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import figure, machine, print_goals
+from bench.common import figure, machine, peak_rss_mb, print_goals
 from ecuworks.execute.progress import Kind, Progress
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import apply_plan, make_plan
@@ -218,6 +218,7 @@ def figures(runs: dict[str, Any]) -> list[dict[str, Any]]:
         ]
     if ser:
         figs.append(figure(f"serial simulated wall at scale {scale:g}", ser["wall_s"], "s"))
+    figs.append(figure("peak RSS tester and simulator (one process)", peak_rss_mb(), "MB"))
     for row in runs["runs"]:
         if row["kind"] == "parallel" and row["scale"] != scale and "error" not in row:
             figs.append(

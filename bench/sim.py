@@ -496,6 +496,8 @@ def figures(
         out += [
             figure(f"{name}: expected (ISO-TP arithmetic)", r["expected_s"], "s"),
             figure(f"{name}: measured", r.get("measured_s"), "s"),
+            figure(f"{name}: ISO-TP ceiling", r["model_mib_s"] * 1024 if ok else None, "KiB/s"),
+            figure(f"{name}: throughput", r["mib_s"] * 1024 if ok else None, "KiB/s"),
             figure(
                 f"{name}: measured / ISO-TP arithmetic",
                 r.get("ratio"),
