@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 ASSETS := node_modules/.installed
 
-.PHONY: all venv test lint fmt bench demo faults clean system-deps serve
+.PHONY: all venv test lint fmt bench demo faults fuzz clean system-deps serve
 
 all: test
 
@@ -70,6 +70,10 @@ demo: $(STAMP)
 # The long fault suites: the tester killed at 50 random points of a programming session.
 faults: $(STAMP)
 	ECUWORKS_CRASH_POINTS=50 $(BIN)/python -m pytest -q tests/execute/test_crash.py
+
+# Fuzzing: schemathesis against the OpenAPI schemas of the workstation and the backend.
+fuzz: $(STAMP)
+	$(BIN)/python -m bench.api_fuzz
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:

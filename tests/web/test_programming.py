@@ -96,3 +96,29 @@ async def test_a_viewer_cannot_identify_plan_or_start(
     assert form.status_code == 403
     after = await control(sim, "GET", "/state")
     assert after["ecus"] == before["ecus"]
+
+
+async def test_a_target_that_is_no_ilevel_is_a_bad_request_not_a_vehicle_failure(
+    start_simulator: StartSimulator, start_workstation: StartWorkstation, pdata_home: Path
+) -> None:
+    # Found by schemathesis (make fuzz): the target "»" answered 502, as if the car had
+    # failed, when the request itself was wrong. The body is the one it sent (extra keys
+    # included); the page's form takes the same path.
+    sim = await start_simulator("f-series", time_scale=TIME_SCALE)
+    ws = await start_workstation(home=pdata_home, interfaces=(_interface(sim),))
+    before = await control(sim, "GET", "/state")
+    ada = await ws.login("ada", Role.TECHNICIAN)
+    body = (
+        '{"\\u00c6\\u00dc]\\ud839\\udc4af": [false], "\\u00b1": {"\\u00fdn\\u0086": null}, '
+        '"interface": "sim", "target": "\\u00bb"}'
+    )
+    answer = await ada.post(
+        "/api/programming/plan", content=body, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 400, answer.text
+    assert "expected SSSS-YY-MM-NNN" in answer.json()["detail"]
+    form = await ada.post("/programming/plan", data={"interface": "sim", "target": "»"})
+    assert form.status_code == 400
+    assert "expected SSSS-YY-MM-NNN" in form.text
+    after = await control(sim, "GET", "/state")
+    assert after["ecus"] == before["ecus"]

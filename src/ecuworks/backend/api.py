@@ -32,10 +32,11 @@ from ecuworks.backend.accounts import Caller
 from ecuworks.backend.auth import caller, database, person, scope
 from ecuworks.backend.chains import list_events, verify_chains
 from ecuworks.backend.fsc import FscIssuer
-from ecuworks.backend.ingest import Answer, ingest
+from ecuworks.backend.ingest import Answer, batch_schema, ingest
 from ecuworks.backend.issuing import issue_fsc
 from ecuworks.backend.reports import central_report
 from ecuworks.errors import AccessDenied, ConfigError
+from ecuworks.web.responses import responses
 
 __all__ = ["MAX_BODY_BYTES", "parse_moment", "router"]
 
@@ -68,7 +69,18 @@ def _ingest(request: Request, who: Caller, body: bytes) -> Answer:
     return ingest(database(request), who, _events_of(body))
 
 
-@router.post("/events")
+@router.post(
+    "/events",
+    responses=responses(400, 403, 413),
+    # The body is read raw (a batch of 500 events is parsed once, not by pydantic); its
+    # shape is still the API's, so the schema says it.
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": batch_schema()}},
+        }
+    },
+)
 async def post_events(request: Request, who: Who) -> dict[str, Any]:
     """Store a batch of history events; see the module docstring for the answer."""
     if not who.is_workstation:  # refuse before reading a body that will not be stored
@@ -80,7 +92,7 @@ async def post_events(request: Request, who: Who) -> dict[str, Any]:
     return (await run_in_threadpool(_ingest, request, who, body)).to_json()
 
 
-@router.get("/events")
+@router.get("/events", responses=responses(400, 403))
 def get_events(
     request: Request,
     who: Who,
@@ -100,7 +112,7 @@ def get_events(
     return {"events": events, "next": cursor}
 
 
-@router.get("/chains/verify")
+@router.get("/chains/verify", responses=responses(400, 403))
 def get_verify(
     request: Request,
     who: Who,
@@ -133,7 +145,7 @@ class FscRequest(BaseModel):
     upgrade_index: int = Field(ge=0, le=0xFFFF)
 
 
-@router.post("/fsc")
+@router.post("/fsc", responses=responses(400, 403))
 def post_fsc(request: Request, who: Who, wanted: FscRequest) -> dict[str, Any]:
     """Issue an enabling code to a workstation whose workshop is granted the VIN and app.
 
@@ -198,7 +210,7 @@ def report_json(
     ).to_json()
 
 
-@router.get("/reports")
+@router.get("/reports", responses=responses(400, 403))
 def get_reports(
     request: Request,
     who: Who,

@@ -22,6 +22,7 @@ from ecuworks.backend.db import open_backend_database
 from ecuworks.backend.settings import BackendSettings, load_issuer
 from ecuworks.errors import AccessDenied, ConfigError, DatabaseError
 from ecuworks.platform.db import Database
+from ecuworks.web.responses import declare_common
 
 __all__ = ["create_backend"]
 
@@ -74,6 +75,7 @@ def create_backend(settings: BackendSettings, *, db: Database | None = None) -> 
     app.state.issuer = issuer
     app.include_router(api.router)
     app.include_router(pages.router)
+    declare_common(app, frozenset({"/login"}), pages_redirect=False)
     if settings.pdata_repo is not None:
         app.mount("/pdata", StaticFiles(directory=settings.pdata_repo), name="pdata")
 

@@ -40,7 +40,7 @@ from ecuworks.errors import AccessDenied, DatabaseError
 from ecuworks.platform.db import Database
 from ecuworks.platform.history import GENESIS, event_hash, utc
 
-__all__ = ["MAX_BATCH", "Answer", "Invalid", "check_event", "ingest"]
+__all__ = ["MAX_BATCH", "Answer", "Invalid", "batch_schema", "check_event", "ingest"]
 
 MAX_BATCH: Final = 500
 _RETRIES: Final = 5
@@ -70,6 +70,25 @@ _FIELDS: Final[dict[str, tuple[type | tuple[type, ...], int | None, bool]]] = {
     "hash": (str, 64, False),
 }
 _KEYS: Final = frozenset(_FIELDS)
+_JSON_TYPES: Final = {str: "string", int: "integer", dict: "object"}
+
+
+def batch_schema() -> dict[str, object]:
+    """The JSON schema of an ingest body, from :data:`_FIELDS`, for the OpenAPI schema: a
+    client (and ``make fuzz``) sees the shape :func:`check_event` holds each event to."""
+    properties: dict[str, object] = {}
+    for key, (types, longest, nullable) in _FIELDS.items():
+        kind = _JSON_TYPES[types] if isinstance(types, type) else "string"
+        spec: dict[str, object] = {"type": [kind, "null"] if nullable else kind}
+        if longest is not None:
+            spec["maxLength"] = longest
+        properties[key] = spec
+    event = {"type": "object", "required": sorted(_FIELDS), "properties": properties}
+    return {
+        "type": "object",
+        "required": ["events"],
+        "properties": {"events": {"type": "array", "maxItems": MAX_BATCH, "items": event}},
+    }
 
 
 class Invalid(ValueError):

@@ -25,6 +25,7 @@ from ecuworks.backend.api import report_json
 from ecuworks.backend.auth import COOKIE, caller, database, form_data
 from ecuworks.backend.charts import bar_chart
 from ecuworks.errors import AccessDenied
+from ecuworks.web.responses import responses
 
 __all__ = ["CSP", "local", "login_page", "router"]
 
@@ -86,7 +87,7 @@ def local(target: str) -> str:
     return target if target.startswith("/") and not target.startswith(("//", "/\\")) else "/reports"
 
 
-@router.post("/login")
+@router.post("/login", responses=responses(303, 401, 403, 429))
 async def post_login(request: Request) -> Response:
     """Check the password; on success set the session cookie and go to the reports."""
     form = await form_data(request)
@@ -112,7 +113,7 @@ async def post_login(request: Request) -> Response:
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", responses=responses(303))
 async def post_logout(request: Request, _who: Annotated[Caller, Depends(caller)]) -> Response:
     """End the browser session."""
     secret = request.cookies.get(COOKIE)
@@ -157,7 +158,7 @@ def _charts(report: dict[str, Any]) -> dict[str, Markup]:
     }
 
 
-@router.get("/reports", response_class=HTMLResponse)
+@router.get("/reports", response_class=HTMLResponse, responses=responses(400, 403))
 def get_reports_page(
     request: Request,
     who: Annotated[Caller, Depends(caller)],

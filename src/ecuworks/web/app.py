@@ -20,6 +20,7 @@ from ecuworks.platform.sync import SyncWorker
 from ecuworks.web.assets import vendor_file
 from ecuworks.web.auth import NotLoggedIn, wants_html
 from ecuworks.web.pages import render
+from ecuworks.web.responses import declare_common
 from ecuworks.web.routes import (
     admin,
     coding,
@@ -92,6 +93,7 @@ def create_app(settings: WebSettings, *, db: Database | None = None) -> FastAPI:
     routers = (home, admin, interfaces, history, programming, coding, parts, diagnosis, data)
     for module in (*routers, reports):
         app.include_router(module.router)
+    declare_common(app, frozenset({"/health", "/login"}), pages_redirect=True)
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
 
     @app.get("/vendor/{name}", include_in_schema=False)

@@ -37,6 +37,7 @@ from ecuworks.platform.users import (
 )
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 
 __all__ = ["router"]
 
@@ -121,7 +122,7 @@ async def _form_action(request: Request, action: FormAction) -> Response:
         return await _admin_page(request, error=str(error), status=400)
 
 
-@router.post("/admin/users")
+@router.post("/admin/users", response_class=HTMLResponse, responses=responses(303, 400))
 async def create_user_form(request: Request, caller: Admin) -> Response:
     """Create a user with the name, role and password of the form."""
 
@@ -134,7 +135,7 @@ async def create_user_form(request: Request, caller: Admin) -> Response:
     return await _form_action(request, action)
 
 
-@router.post("/admin/users/{name}/role")
+@router.post("/admin/users/{name}/role", response_class=HTMLResponse, responses=responses(303, 400))
 async def role_form(request: Request, name: str, caller: Admin) -> Response:
     """Change a user's role."""
 
@@ -148,7 +149,9 @@ async def role_form(request: Request, name: str, caller: Admin) -> Response:
     return await _form_action(request, action)
 
 
-@router.post("/admin/users/{name}/disable")
+@router.post(
+    "/admin/users/{name}/disable", response_class=HTMLResponse, responses=responses(303, 400)
+)
 async def disable_form(request: Request, name: str, caller: Admin) -> Response:
     """Disable a user (its sessions end, its tokens stop working)."""
 
@@ -161,7 +164,9 @@ async def disable_form(request: Request, name: str, caller: Admin) -> Response:
     return await _form_action(request, action)
 
 
-@router.post("/admin/users/{name}/enable")
+@router.post(
+    "/admin/users/{name}/enable", response_class=HTMLResponse, responses=responses(303, 400)
+)
 async def enable_form(request: Request, name: str, caller: Admin) -> Response:
     """Enable a disabled user again."""
 
@@ -173,7 +178,7 @@ async def enable_form(request: Request, name: str, caller: Admin) -> Response:
     return await _form_action(request, action)
 
 
-@router.post("/admin/users/{name}/password")
+@router.post("/admin/users/{name}/password", response_class=HTMLResponse, responses=responses(400))
 async def reset_password_form(request: Request, name: str, caller: Admin) -> Response:
     """Give a user a new random password (shown once), ending its lockout and sessions."""
 
@@ -186,7 +191,7 @@ async def reset_password_form(request: Request, name: str, caller: Admin) -> Res
     return await _form_action(request, action)
 
 
-@router.post("/admin/tokens")
+@router.post("/admin/tokens", response_class=HTMLResponse, responses=responses(400))
 async def create_token_form(request: Request, caller: Admin) -> Response:
     """Create an API token for a user (shown once)."""
 
@@ -199,7 +204,9 @@ async def create_token_form(request: Request, caller: Admin) -> Response:
     return await _form_action(request, action)
 
 
-@router.post("/admin/tokens/{token_id}/revoke")
+@router.post(
+    "/admin/tokens/{token_id}/revoke", response_class=HTMLResponse, responses=responses(303, 400)
+)
 async def revoke_token_form(request: Request, token_id: int, caller: Admin) -> Response:
     """Revoke an API token."""
 
@@ -263,7 +270,7 @@ async def api_users(request: Request, _caller: Admin) -> dict[str, Any]:
     return {"users": [_user_json(s) for s in user_states(database(request))]}
 
 
-@router.post("/api/admin/users", status_code=201, response_model=None)
+@router.post("/api/admin/users", status_code=201, response_model=None, responses=responses(400))
 async def api_create_user(
     request: Request, body: NewUser, caller: Admin
 ) -> dict[str, Any] | JSONResponse:
@@ -287,7 +294,7 @@ async def api_tokens(request: Request, _caller: Admin) -> dict[str, Any]:
     return {"tokens": [_token_json(t) for t in list_tokens(database(request))]}
 
 
-@router.post("/api/admin/tokens", status_code=201, response_model=None)
+@router.post("/api/admin/tokens", status_code=201, response_model=None, responses=responses(400))
 async def api_create_token(
     request: Request, body: NewToken, caller: Admin
 ) -> dict[str, Any] | JSONResponse:
@@ -301,7 +308,7 @@ async def api_create_token(
     return {"user": body.user, "label": body.label, "token": token}
 
 
-@router.delete("/api/admin/tokens/{token_id}", response_model=None)
+@router.delete("/api/admin/tokens/{token_id}", response_model=None, responses=responses(404))
 async def api_revoke_token(
     request: Request, token_id: int, caller: Admin
 ) -> dict[str, Any] | JSONResponse:

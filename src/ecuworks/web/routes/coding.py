@@ -27,6 +27,7 @@ from ecuworks.execute.jobs import ExpertCoding, Reading, coding_builder, label, 
 from ecuworks.platform.users import Role, audit
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.workshop import interface, interfaces, keep_plan, manager, vehicle_problem
 
 __all__ = ["router"]
@@ -117,7 +118,7 @@ def _refused(request: Request, error: EcuworksError, fields: dict[str, str]) -> 
     return _page(request, message, status, fields)
 
 
-@router.post("/coding/vo")
+@router.post("/coding/vo", response_class=HTMLResponse, responses=responses(303, 400, 404, 502))
 async def vo_form(request: Request, caller: Technician) -> Response:
     """Plan the VO coding, then show the plan (303)."""
     fields = await form_data(request)
@@ -129,7 +130,7 @@ async def vo_form(request: Request, caller: Technician) -> Response:
     return RedirectResponse(f"/programming/plans/{plan_id}", status_code=303)
 
 
-@router.post("/coding/read", response_class=HTMLResponse)
+@router.post("/coding/read", response_class=HTMLResponse, responses=responses(400, 404, 502))
 async def read_form(request: Request, caller: Technician) -> Response:
     """Read one parameter and show it, with a form to code another value."""
     fields = await form_data(request)
@@ -145,7 +146,7 @@ async def read_form(request: Request, caller: Technician) -> Response:
     return render(request, "coding_read.html", {"reading": reading, "chosen": body.interface})
 
 
-@router.post("/coding/expert")
+@router.post("/coding/expert", response_class=HTMLResponse, responses=responses(303, 400, 404, 502))
 async def expert_form(request: Request, caller: Technician) -> Response:
     """Plan coding one parameter by hand, then show the plan and its warning (303)."""
     fields = await form_data(request)
@@ -175,7 +176,7 @@ def _planned(request: Request, plan_id: str) -> dict[str, Any]:
     return {"id": plan_id, "plan": planned.plan.to_json(), "warning": planned.warning}
 
 
-@router.post("/api/coding/vo")
+@router.post("/api/coding/vo", responses=responses(400, 404, 502))
 async def api_vo(request: Request, body: VoBody, caller: Technician) -> Response:
     """Plan the VO coding (started by ``/api/programming/runs``)."""
     try:
@@ -185,7 +186,7 @@ async def api_vo(request: Request, body: VoBody, caller: Technician) -> Response
     return JSONResponse(_planned(request, plan_id))
 
 
-@router.post("/api/coding/read")
+@router.post("/api/coding/read", responses=responses(400, 404, 502))
 async def api_read(request: Request, body: ReadBody, caller: Technician) -> Response:
     """One parameter now, its values and the vehicle order's (``code get --json``)."""
     try:
@@ -195,7 +196,7 @@ async def api_read(request: Request, body: ReadBody, caller: Technician) -> Resp
     return JSONResponse(reading.to_json())
 
 
-@router.post("/api/coding/expert")
+@router.post("/api/coding/expert", responses=responses(400, 404, 502))
 async def api_expert(request: Request, body: ExpertBody, caller: Technician) -> Response:
     """Plan coding one parameter; ``warning`` must be confirmed when the run starts."""
     expert = ExpertCoding(ecu=body.ecu, parameter=body.parameter, value=body.value)

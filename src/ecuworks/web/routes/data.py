@@ -22,6 +22,7 @@ from ecuworks.platform.sync import sync_status
 from ecuworks.platform.users import Role, audit, audit_entries
 from ecuworks.web.auth import Caller, database, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.settings import WebSettings
 from ecuworks.web.workshop import manager
 
@@ -121,7 +122,7 @@ async def api_data(request: Request, _caller: Viewer) -> dict[str, Any]:
     return {"schema": 1, **status}
 
 
-@router.post("/data/sync")
+@router.post("/data/sync", response_class=HTMLResponse, responses=responses(303, 409, 502))
 async def sync(request: Request, caller: Admin) -> Response:
     """Sync the configured repository; a failure is shown and recorded, never hidden."""
     store = LocalStore(_settings(request).home)

@@ -24,6 +24,7 @@ from ecuworks.vehicle.dtc import FaultMemory, read_vehicle_fault_memory, readabl
 from ecuworks.vehicle.identify import Identification
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.workshop import (
     VehicleInterface,
     check_reserved,
@@ -64,7 +65,7 @@ def _page(request: Request, status: int = 200, **context: object) -> Response:
     return render(request, "diagnosis.html", values, status=status)
 
 
-@router.get("/diagnosis", response_class=HTMLResponse)
+@router.get("/diagnosis", response_class=HTMLResponse, responses=responses(404, 502))
 async def diagnosis_page(
     request: Request,
     caller: Viewer,
@@ -95,7 +96,7 @@ def _record_read(
         )
 
 
-@router.post("/diagnosis/clear", response_class=HTMLResponse)
+@router.post("/diagnosis/clear", response_class=HTMLResponse, responses=responses(404, 409, 502))
 async def clear(request: Request, caller: Technician) -> Response:
     """Without ``confirm=yes``: what would be cleared, and a button to confirm. With it:
     clear, read again, and show the result."""

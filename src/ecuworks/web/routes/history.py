@@ -31,6 +31,7 @@ from ecuworks.platform.models import HistoryRecord
 from ecuworks.platform.users import Role
 from ecuworks.web.auth import Caller, database, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.settings import WebSettings
 
 __all__ = ["router"]
@@ -187,7 +188,7 @@ def history_api(request: Request, _caller: Viewer, q: str = "") -> dict[str, Any
     return {"vehicles": [_summary_json(v) for v in search(database(request), q)]}
 
 
-@router.get("/history/{vin}", response_class=HTMLResponse)
+@router.get("/history/{vin}", response_class=HTMLResponse, responses=responses(404))
 def vehicle_page(request: Request, vin: str, _caller: Viewer) -> Response:
     """Every record of one vehicle, newest first, and whether its chain verifies."""
     records = vehicle_records(database(request), vin)
@@ -201,7 +202,7 @@ def vehicle_page(request: Request, vin: str, _caller: Viewer) -> Response:
     )
 
 
-@router.get("/api/history/{vin}")
+@router.get("/api/history/{vin}", responses=responses(404))
 def vehicle_api(request: Request, vin: str, _caller: Viewer) -> Response:
     """One vehicle's records (newest first) and its chain state, as JSON."""
     records = vehicle_records(database(request), vin)
@@ -217,7 +218,7 @@ def vehicle_api(request: Request, vin: str, _caller: Viewer) -> Response:
     )
 
 
-@router.get("/history/{vin}/{seq}", response_class=HTMLResponse)
+@router.get("/history/{vin}/{seq}", response_class=HTMLResponse, responses=responses(404))
 def record_page(request: Request, vin: str, seq: int, _caller: Viewer) -> Response:
     """One record: SVT before and after per ECU, its data, and the journal's steps."""
     record = _find(request, vin, seq)
@@ -235,7 +236,7 @@ def record_page(request: Request, vin: str, seq: int, _caller: Viewer) -> Respon
     )
 
 
-@router.get("/api/history/{vin}/{seq}")
+@router.get("/api/history/{vin}/{seq}", responses=responses(404))
 def record_api(request: Request, vin: str, seq: int, _caller: Viewer) -> Response:
     """One record in full, with the SVT comparison and the journal's steps, as JSON."""
     record = _find(request, vin, seq)

@@ -13,6 +13,7 @@ from ecuworks.errors import AccessDenied
 from ecuworks.platform.users import Role, end_session, log_in
 from ecuworks.web.auth import COOKIE, Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.settings import WebSettings
 
 __all__ = ["router"]
@@ -56,7 +57,7 @@ async def login_page(request: Request, next: str = "/") -> Response:
     return response
 
 
-@router.post("/login")
+@router.post("/login", responses=responses(303, 401, 403, 429))
 async def login(request: Request) -> Response:
     """Check the name and password; on success set the session cookie and go on."""
     fields = await form_data(request)
@@ -89,7 +90,7 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/logout")
+@router.post("/logout", responses=responses(303))
 async def logout(
     request: Request, _caller: Annotated[Caller, Depends(require(Role.VIEWER))]
 ) -> Response:

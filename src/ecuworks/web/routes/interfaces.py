@@ -19,6 +19,7 @@ from ecuworks.platform.interfaces import Discovery, InterfaceStatus, KnownInterf
 from ecuworks.platform.users import Role, audit
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.settings import WebSettings
 
 __all__ = ["router"]
@@ -134,7 +135,7 @@ async def interfaces_page(request: Request, _caller: Viewer) -> Response:
     return await _page(request)
 
 
-@router.get(f"{_PAGE}/discover", response_class=HTMLResponse)
+@router.get(f"{_PAGE}/discover", response_class=HTMLResponse, responses=responses(400))
 async def discover_page(
     request: Request,
     _caller: Technician,
@@ -154,7 +155,7 @@ async def discover_page(
     return await _page(request, discovery=found, host=host, port=port)
 
 
-@router.post(_PAGE)
+@router.post(_PAGE, response_class=HTMLResponse, responses=responses(303, 400))
 async def add(request: Request, caller: Admin) -> Response:
     """Make an interface known (from the form or from a discovered vehicle)."""
     fields = await form_data(request)
@@ -171,7 +172,9 @@ async def add(request: Request, caller: Admin) -> Response:
     return RedirectResponse(_PAGE, status_code=303)
 
 
-@router.post(f"{_PAGE}/{{interface_id}}/remove")
+@router.post(
+    f"{_PAGE}/{{interface_id}}/remove", response_class=HTMLResponse, responses=responses(303, 404)
+)
 async def remove(request: Request, caller: Admin, interface_id: int) -> Response:
     """Forget an interface."""
     removed = manager.remove_interface(database(request), interface_id)
@@ -191,13 +194,21 @@ async def _page_action(
     return RedirectResponse(_PAGE, status_code=303)
 
 
-@router.post(f"{_PAGE}/{{interface_id}}/reserve")
+@router.post(
+    f"{_PAGE}/{{interface_id}}/reserve",
+    response_class=HTMLResponse,
+    responses=responses(303, 400, 404, 409, 502),
+)
 async def reserve_form(request: Request, caller: Technician, interface_id: int) -> Response:
     """Reserve the interface for ``user@workstation``; back to the list."""
     return await _page_action(request, caller, interface_id, "reserve")
 
 
-@router.post(f"{_PAGE}/{{interface_id}}/release")
+@router.post(
+    f"{_PAGE}/{{interface_id}}/release",
+    response_class=HTMLResponse,
+    responses=responses(303, 400, 404, 409, 502),
+)
 async def release_form(request: Request, caller: Technician, interface_id: int) -> Response:
     """Release the interface; back to the list."""
     return await _page_action(request, caller, interface_id, "release")
@@ -218,13 +229,13 @@ async def _api_action(
         return JSONResponse({"detail": str(failed), **failed.extra}, status_code=failed.status)
 
 
-@router.post("/api/interfaces/{interface_id}/reserve")
+@router.post("/api/interfaces/{interface_id}/reserve", responses=responses(400, 404, 409, 502))
 async def api_reserve(request: Request, caller: Technician, interface_id: int) -> Response:
     """Reserve: 200 ``{"owner", "expires_in"}``, or 409 ``{"detail", "owner", "expires_in"}``."""
     return await _api_action(request, caller, interface_id, "reserve")
 
 
-@router.post("/api/interfaces/{interface_id}/release")
+@router.post("/api/interfaces/{interface_id}/release", responses=responses(400, 404, 409, 502))
 async def api_release(request: Request, caller: Technician, interface_id: int) -> Response:
     """Release: 200 ``{"owner", "released"}``, or 409 when another owner holds it."""
     return await _api_action(request, caller, interface_id, "release")

@@ -39,6 +39,7 @@ from ecuworks.transport.url import open_link
 from ecuworks.vehicle.identify import EcuMode
 from ecuworks.web.auth import Caller, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.responses import responses
 from ecuworks.web.runs import Identified
 from ecuworks.web.workshop import (
     identify_on,
@@ -150,13 +151,15 @@ async def replacement_launcher(request: Request, _caller: Viewer) -> Response:
     return _launcher(request, "replacement")
 
 
-@router.post("/retrofit/identify")
+@router.post("/retrofit/identify", response_class=HTMLResponse, responses=responses(303, 404, 502))
 async def retrofit_identify(request: Request, caller: Technician) -> Response:
     """Identify, then show the retrofits offered (303)."""
     return await _identify_form(request, caller, "retrofit")
 
 
-@router.post("/replacement/identify")
+@router.post(
+    "/replacement/identify", response_class=HTMLResponse, responses=responses(303, 404, 502)
+)
 async def replacement_identify(request: Request, caller: Technician) -> Response:
     """Identify, then show the ECUs that may be replaced (303)."""
     return await _identify_form(request, caller, "replacement")
@@ -176,7 +179,7 @@ async def _identify_form(request: Request, caller: Caller, wizard: str) -> Respo
 # -- retrofit --------------------------------------------------------------------------
 
 
-@router.get("/retrofit/{found}", response_class=HTMLResponse)
+@router.get("/retrofit/{found}", response_class=HTMLResponse, responses=responses(400, 404, 502))
 async def retrofit_offers(request: Request, found: str, _caller: Viewer) -> Response:
     """The retrofits the car's P-Data offers; those in its vehicle order shown as done."""
     return await _offers(request, found)
@@ -200,7 +203,9 @@ async def _offers(
     return render(request, "retrofit_offers.html", context, status=status)
 
 
-@router.post("/retrofit/{found}/choose")
+@router.post(
+    "/retrofit/{found}/choose", response_class=HTMLResponse, responses=responses(303, 400, 404, 502)
+)
 async def retrofit_choose(request: Request, found: str, _caller: Technician) -> Response:
     """Choose a retrofit (form field ``option``), then show its installation steps (303)."""
     option = _option((await form_data(request)).get("option", ""))
@@ -213,7 +218,9 @@ async def retrofit_choose(request: Request, found: str, _caller: Technician) -> 
     return RedirectResponse(f"/retrofit/{found}/{quote(option, safe='')}", status_code=303)
 
 
-@router.get("/retrofit/{found}/{option}", response_class=HTMLResponse)
+@router.get(
+    "/retrofit/{found}/{option}", response_class=HTMLResponse, responses=responses(400, 404, 502)
+)
 async def retrofit_steps(request: Request, found: str, option: str, _caller: Viewer) -> Response:
     """How to install the retrofit's parts, and "check and plan"."""
     entry = _entry(request, found)
@@ -247,7 +254,11 @@ def _steps(
     return render(request, "retrofit_steps.html", context, status=status)
 
 
-@router.post("/retrofit/{found}/{option}/check")
+@router.post(
+    "/retrofit/{found}/{option}/check",
+    response_class=HTMLResponse,
+    responses=responses(303, 400, 404, 409, 502),
+)
 async def retrofit_check(request: Request, found: str, option: str, caller: Technician) -> Response:
     """Every part answers: plan, and show the plan (303); else the steps again (409)."""
     entry = _entry(request, found)
@@ -275,7 +286,7 @@ async def retrofit_check(request: Request, found: str, option: str, caller: Tech
 # -- replacement -----------------------------------------------------------------------
 
 
-@router.get("/replacement/{found}", response_class=HTMLResponse)
+@router.get("/replacement/{found}", response_class=HTMLResponse, responses=responses(404))
 async def replacement_ecus(request: Request, found: str, _caller: Viewer) -> Response:
     """The car's ECUs that answer in their application: pick the one to replace."""
     return _ecus(request, found)
@@ -298,7 +309,11 @@ def _ecus(request: Request, found: str, error: str | None = None, status: int = 
     return render(request, "replacement_ecus.html", context, status=status)
 
 
-@router.post("/replacement/{found}/plan")
+@router.post(
+    "/replacement/{found}/plan",
+    response_class=HTMLResponse,
+    responses=responses(303, 400, 404, 502),
+)
 async def replacement_plan(request: Request, found: str, caller: Technician) -> Response:
     """Plan the replacement of the ECU chosen (form field ``ecu``), then show it (303)."""
     entry = _entry(request, found)
@@ -315,7 +330,7 @@ async def replacement_plan(request: Request, found: str, caller: Technician) -> 
 # -- JSON API --------------------------------------------------------------------------
 
 
-@router.post("/api/retrofit/check")
+@router.post("/api/retrofit/check", responses=responses(400, 404, 409, 502))
 async def api_retrofit_check(request: Request, body: RetrofitBody, caller: Technician) -> Response:
     """Check the retrofit's parts answer and plan it: ``{id, plan}``; 409 with ``missing``."""
     code = _option(body.option)
@@ -343,7 +358,7 @@ async def api_retrofit_check(request: Request, body: RetrofitBody, caller: Techn
     return _plan_json(request, plan_id)
 
 
-@router.post("/api/replacement/plan")
+@router.post("/api/replacement/plan", responses=responses(400, 404, 502))
 async def api_replacement_plan(
     request: Request, body: ReplacementBody, caller: Technician
 ) -> Response:

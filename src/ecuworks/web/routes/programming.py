@@ -24,10 +24,11 @@ from fastapi.responses import (
 )
 from pydantic import BaseModel
 
-from ecuworks.errors import AccessDenied, EcuworksError
+from ecuworks.errors import AccessDenied, ConfigError, EcuworksError
 from ecuworks.platform.users import Role, audit
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render, templates
+from ecuworks.web.responses import responses
 from ecuworks.web.runs import Run, Started
 from ecuworks.web.workshop import (
     check_reserved,
@@ -113,6 +114,12 @@ async def _start(request: Request, caller: Caller, plan_id: str, *, confirmed: b
     return run
 
 
+def _status(error: EcuworksError) -> int:
+    """400 for a request the data rules out (a target that is no I-level of the car), 502
+    for a vehicle that did not answer as it should."""
+    return 400 if isinstance(error, ConfigError) else 502
+
+
 def _run(request: Request, run_id: str) -> Run:
     run = manager(request).runs.get(run_id)
     if run is None:
@@ -145,7 +152,9 @@ def _launcher(request: Request, error: str | None = None, status: int = 200) -> 
     )
 
 
-@router.post("/programming/identify")
+@router.post(
+    "/programming/identify", response_class=HTMLResponse, responses=responses(303, 400, 404, 502)
+)
 async def identify_form(request: Request, caller: Technician) -> Response:
     """Identify the vehicle on the chosen interface, then show it (303)."""
     name = (await form_data(request)).get("interface", "")
@@ -154,11 +163,13 @@ async def identify_form(request: Request, caller: Technician) -> Response:
     except EcuworksError as error:
         if isinstance(error, AccessDenied):
             raise
-        return _launcher(request, vehicle_problem(error), status=502)
+        return _launcher(request, vehicle_problem(error), status=_status(error))
     return RedirectResponse(f"/programming/identified/{found}", status_code=303)
 
 
-@router.get("/programming/identified/{found}", response_class=HTMLResponse)
+@router.get(
+    "/programming/identified/{found}", response_class=HTMLResponse, responses=responses(404)
+)
 async def identified_page(request: Request, found: str, _caller: Viewer) -> Response:
     """The identified vehicle: VIN, VO, I-levels, battery, ECUs; "Make plan"."""
     entry = manager(request).identified.get(found)
@@ -167,7 +178,9 @@ async def identified_page(request: Request, found: str, _caller: Viewer) -> Resp
     return render(request, "programming_identified.html", {"found": found, "entry": entry})
 
 
-@router.post("/programming/plan")
+@router.post(
+    "/programming/plan", response_class=HTMLResponse, responses=responses(303, 400, 404, 502)
+)
 async def plan_form(request: Request, caller: Technician) -> Response:
     """Make the measures plan (identifying again), then show it (303)."""
     fields = await form_data(request)
@@ -178,11 +191,11 @@ async def plan_form(request: Request, caller: Technician) -> Response:
     except EcuworksError as error:
         if isinstance(error, AccessDenied):
             raise
-        return _launcher(request, vehicle_problem(error), status=502)
+        return _launcher(request, vehicle_problem(error), status=_status(error))
     return RedirectResponse(f"/programming/plans/{plan_id}", status_code=303)
 
 
-@router.get("/programming/plans/{plan_id}", response_class=HTMLResponse)
+@router.get("/programming/plans/{plan_id}", response_class=HTMLResponse, responses=responses(404))
 async def plan_page(request: Request, plan_id: str, _caller: Viewer) -> Response:
     """The measures plan: actions, estimate and bound, critical path, schedule."""
     return _plan_page(request, plan_id)
@@ -211,7 +224,11 @@ def _plan_page(
     )
 
 
-@router.post("/programming/plans/{plan_id}/start")
+@router.post(
+    "/programming/plans/{plan_id}/start",
+    response_class=HTMLResponse,
+    responses=responses(303, 404, 409),
+)
 async def start_form(request: Request, plan_id: str, caller: Technician) -> Response:
     """Start programming; refused (409) unless the caller holds the reservation."""
     confirmed = (await form_data(request)).get("confirm_warning") == "yes"
@@ -224,13 +241,15 @@ async def start_form(request: Request, plan_id: str, caller: Technician) -> Resp
     return RedirectResponse(f"/programming/runs/{run.id}", status_code=303)
 
 
-@router.get("/programming/runs/{run_id}", response_class=HTMLResponse)
+@router.get("/programming/runs/{run_id}", response_class=HTMLResponse, responses=responses(404))
 async def run_page(request: Request, run_id: str, _caller: Viewer) -> Response:
     """The live status of a session."""
     return render(request, "programming_run.html", {"run": _run(request, run_id)})
 
 
-@router.post("/programming/runs/{run_id}/{what}")
+@router.post(
+    "/programming/runs/{run_id}/{what}", response_class=HTMLResponse, responses=responses(303, 404)
+)
 async def control_form(request: Request, run_id: str, what: str, caller: Technician) -> Response:
     """Pause, resume or abort at the next safe point."""
     run = _run(request, run_id)
@@ -239,7 +258,7 @@ async def control_form(request: Request, run_id: str, what: str, caller: Technic
     return RedirectResponse(f"/programming/runs/{run_id}", status_code=303)
 
 
-@router.get("/programming/runs/{run_id}/events")
+@router.get("/programming/runs/{run_id}/events", responses=responses(404))
 async def run_events(request: Request, run_id: str, _caller: Viewer) -> Response:
     """Server-sent events: the status fragment after each change, ``done`` at the end."""
     run = _run(request, run_id)
@@ -266,7 +285,7 @@ def _sse(event: str, data: str) -> str:
 # -- JSON API --------------------------------------------------------------------------
 
 
-@router.post("/api/programming/identify")
+@router.post("/api/programming/identify", responses=responses(400, 404, 502))
 async def api_identify(request: Request, body: IdentifyBody, caller: Technician) -> Response:
     """Identify the vehicle on an interface."""
     try:
@@ -274,7 +293,7 @@ async def api_identify(request: Request, body: IdentifyBody, caller: Technician)
     except AccessDenied:
         raise
     except EcuworksError as error:
-        return JSONResponse({"detail": vehicle_problem(error)}, status_code=502)
+        return JSONResponse({"detail": vehicle_problem(error)}, status_code=_status(error))
     entry = manager(request).identified.get(found)
     assert entry is not None
     document = entry.ident.to_json()
@@ -283,7 +302,7 @@ async def api_identify(request: Request, body: IdentifyBody, caller: Technician)
     return JSONResponse({"id": found, "identification": document, "targets": entry.targets})
 
 
-@router.post("/api/programming/plan")
+@router.post("/api/programming/plan", responses=responses(400, 404, 502))
 async def api_plan(request: Request, body: PlanBody, caller: Technician) -> Response:
     """Make a plan (kept by its id for ``/api/programming/runs``)."""
     try:
@@ -291,26 +310,26 @@ async def api_plan(request: Request, body: PlanBody, caller: Technician) -> Resp
     except AccessDenied:
         raise
     except EcuworksError as error:
-        return JSONResponse({"detail": vehicle_problem(error)}, status_code=502)
+        return JSONResponse({"detail": vehicle_problem(error)}, status_code=_status(error))
     planned = manager(request).plans.get(plan_id)
     assert planned is not None
     return JSONResponse({"id": plan_id, "plan": planned.plan.to_json()})
 
 
-@router.post("/api/programming/runs", status_code=202)
+@router.post("/api/programming/runs", status_code=202, responses=responses(400, 404, 409))
 async def api_start(request: Request, body: StartBody, caller: Technician) -> dict[str, Any]:
     """Start programming a plan; 409 unless the caller holds the reservation."""
     run = await _start(request, caller, body.plan, confirmed=body.confirm_warning)
     return run.to_json()
 
 
-@router.get("/api/programming/runs/{run_id}")
+@router.get("/api/programming/runs/{run_id}", responses=responses(404))
 async def api_run(request: Request, run_id: str, _caller: Viewer) -> dict[str, Any]:
     """A session's state."""
     return _run(request, run_id).to_json()
 
 
-@router.post("/api/programming/runs/{run_id}/{what}")
+@router.post("/api/programming/runs/{run_id}/{what}", responses=responses(404))
 async def api_control(
     request: Request, run_id: str, what: str, caller: Technician
 ) -> dict[str, Any]:
