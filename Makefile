@@ -71,8 +71,10 @@ demo: $(STAMP)
 faults: $(STAMP)
 	ECUWORKS_CRASH_POINTS=50 $(BIN)/python -m pytest -q tests/execute/test_crash.py
 
-# Fuzzing: schemathesis against the OpenAPI schemas of the workstation and the backend.
+# Fuzzing: a million hypothesis inputs over the decoders and the simulator's servers (about
+# 15 minutes), then schemathesis against the OpenAPI schemas of the workstation and backend.
 fuzz: $(STAMP)
+	$(BIN)/python -m bench.fuzz
 	$(BIN)/python -m bench.api_fuzz
 
 # Regenerate the lock after changing dependencies in pyproject.toml.

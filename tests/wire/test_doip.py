@@ -183,6 +183,17 @@ def test_decoder_hands_over_good_messages_before_a_bad_header() -> None:
         decoder.feed(b"")
 
 
+def test_decoder_hands_over_good_messages_before_a_payload_that_does_not_decode() -> None:
+    # Found by `make fuzz`: a VIN that is not ASCII behind a good message in one chunk
+    # raised at once, and the good message was lost with it.
+    good = doip.GenericNack(code=1).encode()
+    bad_vin = bytes.fromhex("02 FD 0003 00000011") + b"WBA8E\xffC50GK123456"
+    decoder = doip.DoipDecoder()
+    assert decoder.feed(good + bad_vin) == [doip.GenericNack(code=1)]
+    with pytest.raises(ParseError, match="VIN is not ASCII"):
+        decoder.feed(b"")
+
+
 # -- properties ------------------------------------------------------------------------------
 
 versions = st.sampled_from([0x01, 0x02, 0x03])

@@ -351,6 +351,17 @@ def test_decoder_returns_messages_before_a_bad_frame_then_stays_broken() -> None
         decoder.feed(b"")
 
 
+def test_decoder_raises_parse_error_when_a_pending_frame_completes_badly() -> None:
+    # Found by `make fuzz`: the error kept the frame's memoryview alive through its
+    # traceback, and clearing the buffer then raised BufferError instead of ParseError.
+    text = b"DIAGADR10BMWMAC001A37A1B2C3BMWVIN\xffBA12345678901234"
+    frame = HEADER.pack(len(text), ControlWord.VEHICLE_IDENTIFICATION) + text
+    decoder = HsfzDecoder()
+    assert decoder.feed(frame[:10]) == []
+    with pytest.raises(ParseError, match="not ASCII"):
+        decoder.feed(frame[10:])
+
+
 def test_decoder_raises_at_once_when_the_first_frame_is_bad() -> None:
     with pytest.raises(ParseError, match="unknown HSFZ control word 0x0003"):
         HsfzDecoder().feed(h("00000000 0003"))

@@ -654,9 +654,10 @@ class DoipDecoder:
     """Frame a DoIP TCP byte stream into messages.
 
     Feed it whatever the socket delivered; it returns every message completed so far and
-    keeps the rest. Messages before a bad header are returned first and the next ``feed``
-    raises. After it raises, the stream has lost its framing: ISO 13400-2 says to send the
-    header NACK in the error and close the socket.
+    keeps the rest. Messages before a bad header or an undecodable payload (a VIN that is
+    not ASCII) are returned first and the next ``feed`` raises. After it raises, the stream
+    has lost its framing: ISO 13400-2 says to send the header NACK in the error and close
+    the socket.
 
     Args:
         max_payload: payloads announced larger than this raise ``DoipHeaderError`` with
@@ -698,19 +699,27 @@ class DoipDecoder:
             start = offset + HEADER_SIZE
             if end - start < length:
                 break
-            offset = start + length
+            stop = start + length
             if payload_type == 0x8001:  # hot path: skip the generic dispatch
                 source, target = _ADDRESSES.unpack_from(buffer, start)
                 messages.append(
                     DiagnosticMessage(
                         source=source,
                         target=target,
-                        data=bytes(buffer[start + 4 : offset]),
+                        data=bytes(buffer[start + 4 : stop]),
                         version=version,
                     )
                 )
             else:
-                messages.append(_decode_payload(version, payload_type, bytes(buffer[start:offset])))
+                try:
+                    message = _decode_payload(version, payload_type, bytes(buffer[start:stop]))
+                except ParseError:
+                    if not messages:
+                        raise
+                    # As for a bad header: hand over what came before; the next feed raises.
+                    break
+                messages.append(message)
+            offset = stop
         if offset:
             del buffer[:offset]
         return messages

@@ -527,7 +527,9 @@ class HsfzDecoder:
             try:
                 messages.append(_decode(control, view[start : start + length]))
             except ParseError as exc:
-                self._error = exc
+                # A fresh error without the traceback: its frames hold slices of ``view``,
+                # which would keep the buffer exported, and clearing it would fail.
+                self._error = ParseError(str(exc))
                 break
             offset = start + length
         return offset
