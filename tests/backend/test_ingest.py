@@ -207,3 +207,20 @@ async def test_a_user_token_cannot_send_events(
 
     assert answer.status_code == 403
     assert "only a workstation" in answer.json()["detail"]
+
+
+async def test_a_cursor_too_big_for_the_database_is_refused_not_a_server_error(
+    start_backend: StartBackend, backend_url: str
+) -> None:
+    # Found by schemathesis (make fuzz): the driver's integer overflow answered 500.
+    backend, token = await station(start_backend, backend_url)
+    client = backend.client(token)
+    too_big = {"after": "624774736194006642630091658846273536", "vin": "w\u00d3~\u008e"}
+
+    answer = await client.get("/api/v1/events", params=too_big)
+
+    assert answer.status_code == 422, answer.text
+    assert "less than or equal to 9223372036854775807" in answer.text
+    largest = await client.get("/api/v1/events", params={**too_big, "after": str(2**63 - 1)})
+    assert largest.status_code == 200, largest.text
+    assert largest.json() == {"events": [], "next": None}

@@ -277,3 +277,22 @@ async def test_only_an_admin_adds_or_removes_interfaces(
     )
     assert answer.status_code == 403
     assert (await ada.get("/api/interfaces")).json() == []
+
+
+async def test_an_interface_id_too_big_for_the_database_is_refused_not_a_server_error(
+    start_simulator: StartSimulator,
+    start_workstation: StartWorkstation,
+    tmp_path: Path,
+) -> None:
+    # Found by schemathesis (make fuzz): the driver's integer overflow answered 500.
+    sim = await start_simulator("f-series")
+    ws = await bench_workstation(start_workstation, sim, tmp_path, "ws1")
+    ada = await ws.login("ada", Role.TECHNICIAN)
+
+    for path in ("/api/interfaces/{}/reserve", "/api/interfaces/{}/release"):
+        answer = await ada.post(path.format(545802846527360110022889570304))
+        assert answer.status_code == 422, answer.text
+        assert "less than or equal to 9223372036854775807" in answer.text
+    # The largest id the database holds is simply not there.
+    assert (await ada.post(f"/api/interfaces/{2**63 - 1}/reserve")).status_code == 404
+    assert (await control(sim, "GET", "/vci"))["owner"] is None

@@ -36,6 +36,7 @@ from ecuworks.backend.ingest import Answer, batch_schema, ingest
 from ecuworks.backend.issuing import issue_fsc
 from ecuworks.backend.reports import central_report
 from ecuworks.errors import AccessDenied, ConfigError
+from ecuworks.web.params import MAX_ROW_ID
 from ecuworks.web.responses import responses
 
 __all__ = ["MAX_BODY_BYTES", "parse_moment", "router"]
@@ -100,7 +101,9 @@ def get_events(
     workshop: str | None = None,
     vin: str | None = None,
     workstation: str | None = None,
-    after: Annotated[int, Query(ge=0, description="the cursor 'next' of the page before")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_ROW_ID, description="the cursor 'next' of the page before")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 500,
 ) -> dict[str, Any]:
     """Stored events of the caller's workshop (an admin: any), in the order received."""

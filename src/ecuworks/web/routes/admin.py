@@ -37,6 +37,7 @@ from ecuworks.platform.users import (
 )
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.params import RowId
 from ecuworks.web.responses import responses
 
 __all__ = ["router"]
@@ -207,7 +208,7 @@ async def create_token_form(request: Request, caller: Admin) -> Response:
 @router.post(
     "/admin/tokens/{token_id}/revoke", response_class=HTMLResponse, responses=responses(303, 400)
 )
-async def revoke_token_form(request: Request, token_id: int, caller: Admin) -> Response:
+async def revoke_token_form(request: Request, token_id: RowId, caller: Admin) -> Response:
     """Revoke an API token."""
 
     async def action(db: Database, _form: dict[str, str]) -> Response:
@@ -310,7 +311,7 @@ async def api_create_token(
 
 @router.delete("/api/admin/tokens/{token_id}", response_model=None, responses=responses(404))
 async def api_revoke_token(
-    request: Request, token_id: int, caller: Admin
+    request: Request, token_id: RowId, caller: Admin
 ) -> dict[str, Any] | JSONResponse:
     """Revoke an API token."""
     db = database(request)

@@ -19,6 +19,7 @@ from ecuworks.platform.interfaces import Discovery, InterfaceStatus, KnownInterf
 from ecuworks.platform.users import Role, audit
 from ecuworks.web.auth import Caller, database, form_data, require
 from ecuworks.web.pages import render
+from ecuworks.web.params import RowId
 from ecuworks.web.responses import responses
 from ecuworks.web.settings import WebSettings
 
@@ -175,7 +176,7 @@ async def add(request: Request, caller: Admin) -> Response:
 @router.post(
     f"{_PAGE}/{{interface_id}}/remove", response_class=HTMLResponse, responses=responses(303, 404)
 )
-async def remove(request: Request, caller: Admin, interface_id: int) -> Response:
+async def remove(request: Request, caller: Admin, interface_id: RowId) -> Response:
     """Forget an interface."""
     removed = manager.remove_interface(database(request), interface_id)
     if removed is None:
@@ -199,7 +200,7 @@ async def _page_action(
     response_class=HTMLResponse,
     responses=responses(303, 400, 404, 409, 502),
 )
-async def reserve_form(request: Request, caller: Technician, interface_id: int) -> Response:
+async def reserve_form(request: Request, caller: Technician, interface_id: RowId) -> Response:
     """Reserve the interface for ``user@workstation``; back to the list."""
     return await _page_action(request, caller, interface_id, "reserve")
 
@@ -209,7 +210,7 @@ async def reserve_form(request: Request, caller: Technician, interface_id: int) 
     response_class=HTMLResponse,
     responses=responses(303, 400, 404, 409, 502),
 )
-async def release_form(request: Request, caller: Technician, interface_id: int) -> Response:
+async def release_form(request: Request, caller: Technician, interface_id: RowId) -> Response:
     """Release the interface; back to the list."""
     return await _page_action(request, caller, interface_id, "release")
 
@@ -230,12 +231,12 @@ async def _api_action(
 
 
 @router.post("/api/interfaces/{interface_id}/reserve", responses=responses(400, 404, 409, 502))
-async def api_reserve(request: Request, caller: Technician, interface_id: int) -> Response:
+async def api_reserve(request: Request, caller: Technician, interface_id: RowId) -> Response:
     """Reserve: 200 ``{"owner", "expires_in"}``, or 409 ``{"detail", "owner", "expires_in"}``."""
     return await _api_action(request, caller, interface_id, "reserve")
 
 
 @router.post("/api/interfaces/{interface_id}/release", responses=responses(400, 404, 409, 502))
-async def api_release(request: Request, caller: Technician, interface_id: int) -> Response:
+async def api_release(request: Request, caller: Technician, interface_id: RowId) -> Response:
     """Release: 200 ``{"owner", "released"}``, or 409 when another owner holds it."""
     return await _api_action(request, caller, interface_id, "release")
