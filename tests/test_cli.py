@@ -20,7 +20,12 @@ async def run_cli(*args: str) -> tuple[int, str, str]:
         stderr=asyncio.subprocess.PIPE,
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:  # a hung command must not outlive the caller (make faults runs hundreds)
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 

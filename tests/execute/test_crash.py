@@ -4,22 +4,38 @@ A real `ecuworks program` process programs the simulated f-series car (in this p
 and is killed at a random point of its session: after the k-th line of its progress log,
 k drawn from a seeded generator, so a failure names its seed and point and replays. Then
 `ecuworks resume` runs from the journal and must bring the car to the plan's target with
-no ECU bricked, every time. CI runs 5 points; `make faults` runs 50
-(``ECUWORKS_CRASH_POINTS=50``).
+no ECU bricked and no record lost, every time. CI runs 5 points; `make faults`
+(``bench/faults.py``) runs 50 with the same functions (``tests/execute/crashing.py``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
-import sys
 from pathlib import Path
 
+import pytest
 from tests.conftest import StartSimulator
-from tests.execute.test_program_e2e import FAST, control, svt_of, url_of
-from tests.test_cli import run_cli
+from tests.execute.crashing import (
+    EXIT_DONE,
+    EXIT_REFUSED,
+    car_problems,
+    fresh_home,
+    plan_vehicle,
+    program_until_killed,
+    record_problems,
+    resume,
+)
+from tests.execute.test_program_e2e import control, url_of
+
+from ecuworks.errors import ProgrammingFailed
+from ecuworks.execute.journal import Journal
+from ecuworks.execute.progress import Kind, Progress
+from ecuworks.execute.runner import RunOptions
+from ecuworks.execute.session import JOURNAL_FILE, apply_plan, make_plan, resume_session
+from ecuworks.pdata.source import open_pdata
+from ecuworks.sim.faults import DropFault
 
 POINTS = int(os.environ.get("ECUWORKS_CRASH_POINTS", "5"))
 SEED = int(os.environ.get("ECUWORKS_CRASH_SEED", "20261121"))
@@ -28,76 +44,62 @@ SEED = int(os.environ.get("ECUWORKS_CRASH_SEED", "20261121"))
 LINES = (1, 64)
 
 
-async def program_until_killed(home: Path, url: str, after_lines: int) -> tuple[list[str], str]:
-    """Start `program` and SIGKILL it once it has logged ``after_lines`` progress lines.
-
-    Returns:
-        The progress lines seen, and, if it ended before the point, its exit code and the
-        rest of what it wrote (empty if it was killed).
-    """
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ecuworks",
-        "--home",
-        str(home),
-        "program",
-        "--vci",
-        url,
-        "--yes",
-        *FAST,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
-    assert process.stderr is not None
-    seen: list[str] = []
-    other: list[str] = []
-    try:
-        async with asyncio.timeout(60):
-            while len(seen) < after_lines:
-                line = (await process.stderr.readline()).decode()
-                if not line:
-                    break  # it finished before the point: then resume has nothing to do
-                (seen if line.startswith("[") else other).append(line.strip())
-    finally:
-        killed = process.returncode is None and len(seen) >= after_lines
-        if process.returncode is None:
-            process.kill()
-        code = await process.wait()
-    return seen, "" if killed else f"exit {code}: " + " | ".join(other[-5:])
-
-
 async def test_resume_after_the_tester_is_killed_at_random_points(
-    start_simulator: StartSimulator, pdata_home: Path
+    start_simulator: StartSimulator, demo_pdata_dir: Path, tmp_path: Path
 ) -> None:
     rng = random.Random(SEED)
     for point in range(POINTS):
         after = rng.randint(*LINES)
+        # One workstation per point, so that its records are this point's alone.
+        home = fresh_home(tmp_path / f"point-{point}", demo_pdata_dir)
         sim = await start_simulator("f-series")
         url = url_of(sim, "f-series")
         await control(sim, "POST", "/battery", {"charger": True})
-        code, out, err = await run_cli("--home", str(pdata_home), "plan", "--vci", url, "--json")
-        assert code == 0, err
-        plan = json.loads(out)
+        plan = await plan_vehicle(home, url)
 
-        seen, ended = await program_until_killed(pdata_home, url, after)
+        seen, ended = await program_until_killed(home, url, after)
         where = f"seed {SEED}, point {point}, killed after line {after}: {seen[-1:]} {ended}"
-        code, out, err = await run_cli(
-            "--home", str(pdata_home), "resume", "--vci", url, "--yes", "--json", *FAST
-        )
+        code, out, err = await resume(home, url)
         finished_before_kill = len(seen) < after
         if finished_before_kill:
             assert ended.startswith("exit 0:"), where  # programming itself must have worked
-            assert code == 3, f"{where}: {err}"  # nothing left to resume
+            assert code == EXIT_REFUSED, f"{where}: {err}"  # nothing left to resume
         else:
-            assert code == 0, f"{where}: {err}"
+            assert code == EXIT_DONE, f"{where}: {err}"
             assert json.loads(out)["outcome"] == "done", where
 
-        state = await control(sim, "GET", "/state")
-        assert [e["name"] for e in state["ecus"] if e["mode"] == "bricked"] == [], where
-        target = {k: sorted(v) for k, v in plan["target_svt"].items()}
-        actual = svt_of(state)
-        assert {k: actual[k] for k in target} == target, where
-        assert state["ilevel"]["current"] == plan["target_ilevel"], where
-        assert [e["name"] for e in state["ecus"] if e["mode"] != "application"] == [], where
+        assert car_problems(await control(sim, "GET", "/state"), plan) == {}, where
+        assert record_problems(home, plan["vin"], sessions_ended=1) == [], where
+
+
+async def test_a_dropped_connection_leaves_a_bootloader_flash_for_resume(
+    start_simulator: StartSimulator, pdata_home: Path
+) -> None:
+    # One ECU at a time, and the gateway cuts the connection at the first request of the
+    # first bootloader flash: before its erase, so the ECU keeps its old bootloader.
+    sim = await start_simulator("f-series")
+    sim.set_battery(volts=None, charger=True)
+    url = url_of(sim, "f-series")
+    pdata = open_pdata(pdata_home)
+    planned = await make_plan(url, pdata)
+    cut: list[str] = []
+
+    def progress(event: Progress) -> None:
+        if event.kind is Kind.ACTION and "/BlFlash/" in event.key and not cut:
+            cut.append(event.key)
+            sim.faults.add(DropFault(after_bytes=0), sim.now())
+
+    options = RunOptions(tester_present_s=0.01, max_parallel=1)
+    with pytest.raises(ProgrammingFailed, match="run 'ecuworks resume'"):
+        await apply_plan(url, planned.plan, pdata, pdata_home, options=options, progress=progress)
+    with Journal.open(pdata_home / JOURNAL_FILE) as journal:
+        session = journal.unfinished()
+        assert session is not None
+        # One attempt met the dropped link; the others are left for the resume.
+        assert journal.attempts(session.id, cut[0]) == 1
+
+    report = await resume_session(url, pdata, pdata_home, options=options)
+
+    assert report.outcome == "done"
+    plan = json.loads(planned.plan.to_bytes())
+    assert car_problems(await control(sim, "GET", "/state"), plan) == {}

@@ -90,6 +90,24 @@ async def test_response_pending_answers_are_waited_through() -> None:
     assert answer == b"\x71\x01\xff\x00\x00"
 
 
+async def test_busy_repeat_request_is_repeated_until_the_ecu_takes_it() -> None:
+    # A storm of 0x21 (make faults) used to fail the final check's SVK read: the client
+    # gave up at the first one, although ISO 14229-1 says to repeat the request.
+    answers = iter([b"\x7f\x22\x21"] * 3 + [b"\x62\xf1\x90" + VIN])
+    link = await open_link(lambda t, r: [next(answers)])
+    answer = await UdsClient(link, ECU, timing=PATIENT).request(b"\x22\xf1\x90")
+    assert answer == b"\x62\xf1\x90" + VIN
+    assert link.sent == [(ECU, b"\x22\xf1\x90")] * 4
+
+
+async def test_an_ecu_that_stays_busy_is_given_up_on_with_its_nrc() -> None:
+    link = await open_link(lambda t, r: [b"\x7f\x22\x21"])
+    with pytest.raises(NegativeResponse) as caught:
+        await UdsClient(link, ECU, timing=FAST).request(b"\x22\xf1\x90")
+    assert caught.value.nrc == 0x21
+    assert len(link.sent) == 21  # the request and 20 repeats
+
+
 async def test_response_pending_switches_the_wait_from_p2_to_p2_star() -> None:
     release = asyncio.Event()
 

@@ -26,6 +26,7 @@ from ecuworks.enabling.fsc import FscSource
 from ecuworks.errors import (
     ConfigError,
     FscRefused,
+    LinkClosed,
     LinkError,
     ParseError,
     PDataMismatch,
@@ -304,6 +305,7 @@ class EcuJob:
                 await self.client.ecu_reset(0x01, timeout=max(10.0, self.ecu.boot_ms / 100))
             except _RETRYABLE as exc:
                 self._failed(key, attempt, exc)
+                self._stop_if_disconnected(exc)
                 continue
             ctx.journal.record(
                 ctx.session_id, key, Status.SUCCESS, ecu=self.ecu.address, attempt=attempt
@@ -401,6 +403,7 @@ class EcuJob:
             except _RETRYABLE as exc:
                 for action in actions:
                     self._failed(action.key, attempt, exc)
+                self._stop_if_disconnected(exc)
                 last = f"{type(exc).__name__}: {exc}"
                 continue
             for action in actions:
@@ -424,6 +427,21 @@ class EcuJob:
             ecu=self.ecu.address,
             action=first.key,
         )
+
+    def _stop_if_disconnected(self, exc: BaseException) -> None:
+        """End the job when the connection to the vehicle is gone.
+
+        Every further attempt would fail at once and still be journaled as one: a dropped
+        link used to spend all of an action's attempts in a few milliseconds, after which
+        ``resume`` refused a bootloader that was never even erased ("tried 3 times").
+
+        Raises:
+            LinkClosed: the link is down; the runner ends the session for ``resume``.
+        """
+        if not self.ctx.link.is_open:
+            raise LinkClosed(
+                f"{self.label}: the connection to the vehicle dropped ({exc})"
+            ) from exc
 
     def _failed(self, key: str, attempt: int, exc: BaseException) -> None:
         ctx = self.ctx

@@ -38,6 +38,11 @@ _READY_VOLTS: Final = 10.5
 # safety net only, as fault and battery changes wake it (at time scale 100, one simulated
 # second as the period woke it a hundred times a second for nothing).
 _IDLE_POLL_REAL_S: Final = 1.0
+# Positive answers that confirm what an ECU keeps through a power loss: a reset (0x11),
+# faults cleared (0x14), coding written (0x2E), flash erased or checked (0x31), a transfer
+# ended (0x37). A real ECU's flash holds what it acknowledged, so the simulator writes its
+# state file before such an answer leaves (``on_durable``), not up to a moment later.
+_DURABLE_SERVICES: Final = frozenset({0x11, 0x14, 0x2E, 0x31, 0x37})
 
 
 class Gateway:
@@ -82,6 +87,7 @@ class Gateway:
         self._timer_at = 0.0  # when the timer loop plans to look again (simulated)
         self._timer: asyncio.Task[None] | None = None
         self.on_change: Callable[[], None] = lambda: None  # the simulator saves state then
+        self.on_durable: Callable[[], None] = lambda: None  # ... and now, before the answer
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -267,6 +273,8 @@ class Gateway:
                 await self.clock.sleep_until(done)
                 if server is not self.ecus.get(target) or self._browned_out:
                     return  # replaced or browned out meanwhile: that answer never comes
+                if payload[0] in _DURABLE_SERVICES and data[:1] == bytes((payload[0] + 0x40,)):
+                    self.on_durable()
                 yield data
             self.on_change()
 

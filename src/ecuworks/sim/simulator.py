@@ -179,6 +179,7 @@ class Simulator:
                 "is another simulator running? Choose other ports (0 picks free ones)"
             ) from exc
         self.gateway.on_change = self._changed
+        self.gateway.on_durable = self._save_now
         self.gateway.start()
         self._save_now()
 

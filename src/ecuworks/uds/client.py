@@ -69,6 +69,11 @@ _MAX_RESET_POLLS = 1000
 # The first reset poll waits this long for an answer; each next one twice as long, up to P2.
 _FIRST_RESET_POLL_S = 0.01
 _PENDING = Nrc.REQUEST_CORRECTLY_RECEIVED_RESPONSE_PENDING
+# ISO 14229-1, NRC 0x21 busyRepeatRequest: the ECU did not take the request and the client
+# repeats it. A short pause first; a bounded number of times, then the NRC is the caller's.
+_BUSY = Nrc.BUSY_REPEAT_REQUEST
+_BUSY_REPEAT_S = 0.05
+_MAX_BUSY_REPEATS = 20
 
 # Services with a sub-function byte, whose bit 7 is suppressPosRspMsgIndicationBit
 # (ISO 14229-1, request message sub-function parameter). ReadDTCInformation (0x19) has a
@@ -181,7 +186,8 @@ class UdsClient:
         "Response pending" answers (``7F <sid> 78``) restart the wait with P2*; at most
         :data:`MAX_PENDING` of them are accepted. An answer that belongs to no request
         (another service's SID: a late answer to an earlier request that timed out) is
-        discarded and the wait goes on, within the same deadline.
+        discarded and the wait goes on, within the same deadline. "Busy, repeat request"
+        (``7F <sid> 21``) sends the request again after a short pause, up to 20 times.
 
         Args:
             payload: the complete request, service id first.
@@ -208,10 +214,18 @@ class UdsClient:
         """
         if not payload:
             raise ConfigError("a UDS request needs at least a service id")
-        await self.link.send(self.target, payload)
-        if suppresses_response(payload):
-            return b""
-        return await self._await_response(payload[0], first_wait=first_wait)
+        for repeat in range(_MAX_BUSY_REPEATS + 1):
+            if repeat:
+                await asyncio.sleep(min(self.timing.p2, _BUSY_REPEAT_S))
+            await self.link.send(self.target, payload)
+            if suppresses_response(payload):
+                return b""
+            try:
+                return await self._await_response(payload[0], first_wait=first_wait)
+            except NegativeResponse as exc:
+                if exc.nrc != _BUSY or repeat == _MAX_BUSY_REPEATS:
+                    raise
+        raise AssertionError("unreachable: the last repeat returns or raises")
 
     async def _await_response(
         self, sid: int, *, first: bytes | None = None, first_wait: float | None = None
