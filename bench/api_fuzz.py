@@ -382,14 +382,9 @@ async def fuzz(options: Options, console: Console) -> tuple[list[dict[str, Any]]
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ecuworks-api-fuzz-") as tmp:
         work = Path(tmp)
-        simulator = Simulator(
+        simulator = Simulator.on_free_ports(
             "f-series",
             time_scale=TIME_SCALE,
-            doip_port=0,
-            hsfz_port=0,
-            hsfz_udp_port=0,
-            control_port=0,
-            vci_port=0,
         )
         async with simulator:
             simulator.set_battery(volts=None, charger=True)

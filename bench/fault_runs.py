@@ -138,14 +138,9 @@ def _url(ports: dict[str, int]) -> str:
 @contextlib.asynccontextmanager
 async def _car() -> AsyncIterator[Simulator]:
     """The f-series car in this process on free loopback ports, on the charger."""
-    sim = Simulator(
+    sim = Simulator.on_free_ports(
         "f-series",
         time_scale=TIME_SCALE,
-        doip_port=0,
-        hsfz_port=0,
-        hsfz_udp_port=0,
-        control_port=0,
-        vci_port=0,
     )
     await sim.start()
     try:

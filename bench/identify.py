@@ -106,14 +106,9 @@ async def control(sim: Simulator, method: str, path: str, body: Any = None) -> N
 async def run_all(rounds: int) -> dict[str, Any]:
     """Every scenario against one simulator."""
     expected = sorted(e.address for e in load_profile(VEHICLE).ecus)
-    sim = Simulator(
+    sim = Simulator.on_free_ports(
         VEHICLE,
         time_scale=TIME_SCALE,
-        doip_port=0,
-        hsfz_port=0,
-        hsfz_udp_port=0,
-        control_port=0,
-        vci_port=0,
     )
     await sim.start()
     try:

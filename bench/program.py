@@ -70,14 +70,9 @@ def options(scale: float, max_parallel: int | None) -> RunOptions:
 async def one_run(pdata: PData, scale: float, max_parallel: int | None) -> dict[str, Any]:
     """Plan and program a fresh simulated vehicle; every time in simulated seconds unless
     the key ends in ``real_s``."""
-    sim = Simulator(
+    sim = Simulator.on_free_ports(
         VEHICLE,
         time_scale=scale,
-        doip_port=0,
-        hsfz_port=0,
-        hsfz_udp_port=0,
-        control_port=0,
-        vci_port=0,
     )
     await sim.start()
     events: list[tuple[float, Progress]] = []

@@ -246,13 +246,8 @@ def serve(spec: dict[str, Any]) -> int:
 
         threading.Thread(target=read, daemon=True).start()
         profiler: cProfile.Profile | None = None
-        async with Simulator(
+        async with Simulator.on_free_ports(
             spec["vehicle"],
-            doip_port=0,
-            hsfz_port=0,
-            hsfz_udp_port=0,
-            control_port=0,
-            vci_port=0,
             time_scale=spec["time_scale"],
             size_scale=spec["size_scale"],
         ) as sim:

@@ -104,15 +104,9 @@ class Vehicles:
         self.run(self._start())
 
     async def _start(self) -> None:
-        ports: dict[str, Any] = {
-            "doip_port": 0,
-            "hsfz_port": 0,
-            "hsfz_udp_port": 0,
-            "control_port": 0,
-        }
         enter = self._stack.enter_async_context
-        self.f = await enter(Simulator("f-series", time_scale=1000, **ports))
-        self.e = await enter(Simulator("e-series", time_scale=1000, vci_port=0, control_port=0))
+        self.f = await enter(Simulator.on_free_ports("f-series", time_scale=1000))
+        self.e = await enter(Simulator.on_free_ports("e-series", time_scale=1000))
         doip_link = await enter(DoipLink(HOST, self.f.ports["doip"]))
         hsfz_link = await enter(HsfzLink(HOST, self.f.ports["hsfz"]))
         can = await enter(

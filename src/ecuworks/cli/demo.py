@@ -39,14 +39,9 @@ def _say(text: str) -> None:
 
 
 async def _demo(vehicle: str, time_scale: float, pdata: PData, journal_home: Path) -> bool:
-    simulator = Simulator(
+    simulator = Simulator.on_free_ports(
         vehicle,
         time_scale=time_scale,
-        doip_port=0,
-        hsfz_port=0,
-        hsfz_udp_port=0,
-        control_port=0,
-        vci_port=0,
     )
     async with simulator:
         scheme = _SCHEMES.get(vehicle, "doip")

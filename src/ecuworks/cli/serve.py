@@ -222,14 +222,9 @@ async def _serve_demo(
     from ecuworks.sim.simulator import Simulator  # noqa: PLC0415 -- only --demo needs it
 
     settings: WebSettings = app.state.settings
-    simulator = Simulator(
+    simulator = Simulator.on_free_ports(
         "f-series",
         time_scale=settings.time_scale,
-        doip_port=0,
-        hsfz_port=0,
-        hsfz_udp_port=0,
-        control_port=0,
-        vci_port=0,
     )
     async with simulator:
         simulator.set_battery(volts=None, charger=True)

@@ -135,6 +135,23 @@ class Simulator:
         self._saved: str | None = None
         self._save_task: asyncio.Task[None] | None = None
 
+    @classmethod
+    def on_free_ports(
+        cls, vehicle: str | Path | VehicleProfile = "f-series", **options: Any
+    ) -> Simulator:
+        """A simulator whose every socket takes a free loopback port, so that several run
+        side by side (tests, demos, benchmarks); :attr:`ports` names them once started.
+        ``options`` are the constructor's others (``time_scale``, ``state_file``, ...)."""
+        return cls(
+            vehicle,
+            doip_port=0,
+            hsfz_port=0,
+            hsfz_udp_port=0,
+            control_port=0,
+            vci_port=0,
+            **options,
+        )
+
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
