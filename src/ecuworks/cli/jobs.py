@@ -151,7 +151,7 @@ def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     _run(
         ctx,
         vci,
-        retrofit_builder(code),
+        retrofit_builder(code, parts_of(retrofit)),
         options,
         yes=True,  # confirmed above, before the hardware step
         as_json=as_json,

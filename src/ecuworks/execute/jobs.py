@@ -8,7 +8,7 @@ resolve the same ECU, check the same value and warn about the same vehicle order
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,6 +43,7 @@ __all__ = [
     "ExpertCoding",
     "Part",
     "Reading",
+    "RetrofitBuilder",
     "check_answering",
     "check_retrofit",
     "coding_builder",
@@ -318,9 +319,23 @@ def replace_builder(ecu: str) -> Builder:
     return build
 
 
-def retrofit_builder(option: str) -> Builder:
-    """The retrofit of ``option`` (``$610``), its parts installed and answering."""
-    return lambda ident, catalog: build_retrofit_plan(ident, catalog, option=option)
+@dataclass(frozen=True, slots=True)
+class RetrofitBuilder:
+    """The plan builder of the retrofit of ``option`` (``$610``), its parts installed and
+    answering. ``expects``: the parts' addresses, which the identification before the plan
+    reads physically: a retrofit-only ECU is not expected by P-Data, and the vehicle-wide
+    read may end before a new part's answer arrives."""
+
+    option: str
+    expects: frozenset[int] = frozenset()
+
+    def __call__(self, ident: Identification, catalog: Catalog) -> Plan:
+        return build_retrofit_plan(ident, catalog, option=self.option)
+
+
+def retrofit_builder(option: str, parts: Iterable[Part] = ()) -> RetrofitBuilder:
+    """The retrofit of ``option``, whose installed ``parts`` must answer."""
+    return RetrofitBuilder(option, frozenset(part.address for part in parts))
 
 
 @dataclass(frozen=True, slots=True)

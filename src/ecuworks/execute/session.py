@@ -7,7 +7,7 @@ is written (the plan's fingerprint must still match).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
@@ -65,14 +65,21 @@ def expected_ecus(pdata: PData, series: str) -> tuple[dict[int, str], set[int]]:
 
 
 async def identify_vehicle(
-    link: Link, pdata: PData, *, gateway: int | None = None, timeout: float = 2.0
+    link: Link,
+    pdata: PData,
+    *,
+    gateway: int | None = None,
+    timeout: float = 2.0,
+    also: Iterable[int] = (),
 ) -> Identification:
-    """Identify with the ECUs P-Data expects for the vehicle's series."""
+    """Identify with the ECUs P-Data expects for the vehicle's series, and ``also`` these
+    (a plan's ECUs, a retrofit's parts just fitted): an expected ECU that the vehicle-wide
+    read misses is read again physically, so a late answer does not drop it."""
     candidates = GATEWAY_CANDIDATES if gateway is None else (gateway,)
     found, triple = await find_gateway(link, candidates=candidates, timeout=timeout / 2)
-    expected: set[int] = set()
+    expected: set[int] = set(also)
     if triple is not None:
-        _, expected = expected_ecus(pdata, triple.current.series)
+        expected |= expected_ecus(pdata, triple.current.series)[1]
     return await identify(link, gateway=found, expected=expected, timeout=timeout)
 
 
@@ -106,9 +113,11 @@ async def plan_job(
     *,
     gateway: int | None = None,
 ) -> Planned:
-    """Identify the vehicle behind ``vci`` and make a job's plan with ``build``."""
+    """Identify the vehicle behind ``vci`` and make a job's plan with ``build`` (with the
+    ECUs its ``expects`` names, when it has that attribute, expected to answer)."""
+    also: Iterable[int] = getattr(build, "expects", ())
     async with open_link(vci) as link:
-        ident = await identify_vehicle(link, pdata, gateway=gateway)
+        ident = await identify_vehicle(link, pdata, gateway=gateway, also=also)
     return Planned(build(ident, pdata.catalog), ident)
 
 
@@ -125,7 +134,8 @@ async def apply_plan(
     opts = for_link(vci, options)
     with Journal.open(home / JOURNAL_FILE) as journal:
         async with hold_vci(opts.reservation, progress), open_link(vci) as link:
-            ident = await identify_vehicle(link, pdata, gateway=plan.gateway)
+            also = {action.ecu for action in plan.actions}
+            ident = await identify_vehicle(link, pdata, gateway=plan.gateway, also=also)
             return await run_plan(
                 link, plan, pdata, journal, ident, options=opts, progress=progress
             )

@@ -274,7 +274,9 @@ async def retrofit_check(request: Request, found: str, option: str, caller: Tech
         if missing:
             text = f"Not every part of {retrofit.name} answers yet. Nothing was written."
             return _steps(request, found, entry, retrofit, missing=missing, error=text, status=409)
-        plan_id = await keep_plan(request, caller, entry.interface, retrofit_builder(code))
+        plan_id = await keep_plan(
+            request, caller, entry.interface, retrofit_builder(code, parts_of(retrofit))
+        )
     except AccessDenied:
         raise
     except EcuworksError as error:
@@ -349,7 +351,9 @@ async def api_retrofit_check(request: Request, body: RetrofitBody, caller: Techn
                 },
                 status_code=409,
             )
-        plan_id = await keep_plan(request, caller, vehicle.name, retrofit_builder(code))
+        plan_id = await keep_plan(
+            request, caller, vehicle.name, retrofit_builder(code, parts_of(retrofit))
+        )
     except AccessDenied:
         raise
     except EcuworksError as error:
