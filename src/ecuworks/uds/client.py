@@ -214,18 +214,21 @@ class UdsClient:
         """
         if not payload:
             raise ConfigError("a UDS request needs at least a service id")
-        for repeat in range(_MAX_BUSY_REPEATS + 1):
-            if repeat:
-                await asyncio.sleep(min(self.timing.p2, _BUSY_REPEAT_S))
-            await self.link.send(self.target, payload)
-            if suppresses_response(payload):
-                return b""
+        for _ in range(_MAX_BUSY_REPEATS):
             try:
-                return await self._await_response(payload[0], first_wait=first_wait)
+                return await self._send_once(payload, first_wait)
             except NegativeResponse as exc:
-                if exc.nrc != _BUSY or repeat == _MAX_BUSY_REPEATS:
+                if exc.nrc != _BUSY:
                     raise
-        raise AssertionError("unreachable: the last repeat returns or raises")
+            await asyncio.sleep(min(self.timing.p2, _BUSY_REPEAT_S))
+        return await self._send_once(payload, first_wait)  # busy still: its NRC is the caller's
+
+    async def _send_once(self, payload: bytes, first_wait: float | None) -> bytes:
+        """Send ``payload`` once; its answer (``b""`` when the request suppresses it)."""
+        await self.link.send(self.target, payload)
+        if suppresses_response(payload):
+            return b""
+        return await self._await_response(payload[0], first_wait=first_wait)
 
     async def _await_response(
         self, sid: int, *, first: bytes | None = None, first_wait: float | None = None
