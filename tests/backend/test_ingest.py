@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import threading
 from pathlib import Path
+from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from sqlalchemy.event import listen, remove
 from tests.backend.conftest import Backend, StartBackend, chain
 
+from ecuworks.backend.accounts import authenticate_token
+from ecuworks.backend.ingest import Answer, ingest
 from ecuworks.backend.models import Event
 from ecuworks.platform.db import default_url, open_database
 from ecuworks.platform.history import Entry, append, event_of, vehicle_records
@@ -102,6 +108,47 @@ async def test_two_racing_sends_of_one_batch_store_it_exactly_once(
     assert sorted(duplicates) == sorted(ids)
     assert results[0]["rejected"] == results[1]["rejected"] == []
     assert stored(backend) == 200
+
+
+async def test_a_send_that_commits_between_anothers_checks_leaves_it_duplicates(
+    start_backend: StartBackend, backend_url: str
+) -> None:
+    """The interleaving a CI run hit: the other send commits after this one looked for
+    duplicates and before it read the chain's tail. Its answer must still be duplicates,
+    not 200 refusals as forks."""
+    backend, token = await station(start_backend, backend_url)
+    if backend.db.dialect != "postgresql":
+        pytest.skip("SQLite's writers take turns: the checks cannot interleave")
+    caller = authenticate_token(backend.db, token)
+    assert caller is not None
+    events = chain(VIN, "bay-1", 20)
+    at_tail, other_done = threading.Event(), threading.Event()
+
+    def hold_at_the_tail(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        first = threading.current_thread().name == "late" and not at_tail.is_set()
+        if first and "max(events.seq)" in statement:
+            at_tail.set()
+            assert other_done.wait(30), "the other send did not finish"
+
+    listen(backend.db.engine, "before_cursor_execute", hold_at_the_tail)
+    try:
+        answers: dict[str, Answer] = {}
+        late = threading.Thread(
+            target=lambda: answers.update(late=ingest(backend.db, caller, events)), name="late"
+        )
+        late.start()
+        assert at_tail.wait(30), "the late send never read the chain's tail"
+        answers["early"] = ingest(backend.db, caller, events)
+        other_done.set()
+        late.join(30)
+    finally:
+        remove(backend.db.engine, "before_cursor_execute", hold_at_the_tail)
+
+    ids = [e["event_id"] for e in events]
+    assert answers["early"].accepted == ids
+    assert (answers["late"].accepted, answers["late"].rejected) == ([], [])
+    assert answers["late"].duplicates == ids
+    assert stored(backend) == 20
 
 
 async def test_a_tampered_event_is_rejected_and_what_follows_waits_for_it(

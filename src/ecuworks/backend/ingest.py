@@ -15,9 +15,13 @@ after the last stored, ``prev_hash`` the stored hash of that one
 seq named and ``"retry": true``, so the sender resends from there, in order; every other
 refusal is for good.
 
-A batch is one transaction and one bulk insert. Two requests racing with the same events
-both pass the checks, but the unique constraints (``event_id``, and the chain's seq) let
-only one commit; the other is rolled back and checked again, finding duplicates.
+A batch is one transaction and one bulk insert, and its checks read one snapshot
+(PostgreSQL's REPEATABLE READ; SQLite's writers take turns). Two requests racing with the
+same events both pass the checks, but the unique constraints (``event_id``, and the
+chain's seq) let only one commit; the other is rolled back and checked again, finding
+duplicates. Under READ COMMITTED each query would see its own snapshot: the check for
+duplicates could run before the other request commits and the chain's tail after it,
+refusing every event as a fork.
 """
 
 from __future__ import annotations
@@ -245,6 +249,8 @@ def _store(
             rows[index] = row
     now = datetime.now(UTC)
     with database.session() as session:
+        if database.dialect == "postgresql":
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         fresh = _without_duplicates(session, caller, rows, verdicts)
         accepted = _link(session, caller, fresh, verdicts)
         for index, (status, original) in list(verdicts.items()):
