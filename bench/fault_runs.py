@@ -36,7 +36,7 @@ from tests.execute.crashing import (
 )
 from tests.platform_layer.test_sync import WORKSTATION, BackendProcess
 from tests.platform_layer.test_sync import _entry as sync_entry
-from tests.sim.flashing import control, read_state, wait_for_state
+from tests.sim.flashing import control, read_state
 from tests.sim.test_restart import SimProcess, kill_simulator, simulator_process
 
 from ecuworks.backend.accounts import (
@@ -61,8 +61,6 @@ HOST: Final = "127.0.0.1"
 # their tester present every 10 ms): a whole f-series session takes a few seconds.
 TIME_SCALE: Final = 100.0
 MAX_RESUMES: Final = 3
-# How long the car may take to end the sessions of an interrupted tester (S3 is 5 s real).
-SETTLE_S: Final = 20.0
 # Progress lines of an f-series session: 4 preparation steps, each ECU starting and done
 # (about 60), the finishing steps. Kills spread over all of it; faults meant to land
 # mid-flash go between the first ECU's start and the last ones' end.
@@ -150,11 +148,6 @@ async def _car() -> AsyncIterator[Simulator]:
         await sim.stop()
 
 
-def _settled(state: dict[str, Any]) -> bool:
-    """No ECU is left in a diagnostic session (nor booting) by an interrupted tester."""
-    return all(e["session"] == 1 for e in state["ecus"] if e["mode"] != "bricked")
-
-
 def _exit_code(ended: str) -> int | None:
     """The exit code in ``watch_session``'s ``"exit N: ..."``; None when killed."""
     return int(ended.split()[1].rstrip(":")) if ended else None
@@ -186,14 +179,11 @@ async def _settle(
         ended += code in (EXIT_DONE, EXIT_FAILED)
         if code != EXIT_DONE:
             problems.append(f"resume {resumes}: exit {code}: {' '.join(err.split())[-400:]}")
-        if code == EXIT_REFUSED and "battery" in err:
-            # The interrupted ECUs sit in their programming session until S3 ends them
-            # (5 s), each drawing current past the charger's 50 A: the battery check
-            # reads low. A technician waits for the car to settle and tries again.
-            what += "; resume refused for the battery until the car settled"
-            await wait_for_state(ports["control"], _settled, within=SETTLE_S, what="settled")
-        elif code == EXIT_REFUSED:
-            break  # nothing a further resume would change
+        if code == EXIT_REFUSED:
+            # Nothing a further resume would change. (A battery that reads low right after
+            # the crash, while the interrupted ECUs still draw their programming current, is
+            # waited for by the resume itself.)
+            break
     if code == EXIT_DONE:
         problems.clear()  # a resume that stopped and a later one that finished: recovered
     what += f"; {resumes} resume(s)" if resumes else "; no resume needed"

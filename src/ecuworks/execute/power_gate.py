@@ -89,6 +89,48 @@ class PowerGate:
         else:
             self.progress(Progress(kind=Kind.POWER, volts=volts))
 
+    async def settle(self, volts: float | None) -> float | None:
+        """Before a resume: wait, as in a pause, until the battery is back at the start level.
+
+        ECUs an interrupted session left in their programming session draw current until
+        their S3 timer ends it, so the battery reads low for a while right after a crash
+        even on a charger. A reading that is unknown, or beyond the type's limits, is not
+        waited for. Returns the last reading once it is at ``min_start_volts``, or after
+        ``pause_limit_s``; the caller's start check refuses what is still too low.
+        """
+        policy = self.policy
+        if volts is None or volts >= policy.min_start_volts:
+            return volts
+        if not policy.limits.error_low <= volts <= policy.limits.error_high:
+            return volts
+        self.progress(
+            Progress(
+                kind=Kind.POWER,
+                status="paused",
+                volts=volts,
+                message=f"battery {volts:.2f} V is below the {policy.min_start_volts:.2f} V "
+                f"needed to go on: waiting up to {self.pause_limit_s:g} s for it to recover "
+                "(ECUs left in a programming session draw current until it ends; check the "
+                "charger; Ctrl-C aborts)",
+            )
+        )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.pause_limit_s
+        while volts < policy.min_start_volts and loop.time() < deadline:
+            await asyncio.sleep(self.poll_s)
+            volts = await self.read() or volts
+            self.progress(Progress(kind=Kind.POWER, volts=volts))
+        if volts >= policy.min_start_volts:
+            self.progress(
+                Progress(
+                    kind=Kind.POWER,
+                    status="resumed",
+                    volts=volts,
+                    message=f"battery {volts:.2f} V: the session goes on",
+                )
+            )
+        return volts
+
     async def watch(self) -> None:
         """Read the battery every ``voltage_poll_s`` until cancelled."""
         while True:

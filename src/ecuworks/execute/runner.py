@@ -4,7 +4,9 @@
 
 1. **Pre-checks, before anything is written**: the vehicle is the one the plan was made
    for (its fingerprint; on a resume, its VIN), the battery is within the
-   :class:`~ecuworks.execute.power.PowerPolicy`, every unit's image verifies against the
+   :class:`~ecuworks.execute.power.PowerPolicy` (a resume first waits, as a pause does,
+   for a battery that reads low because the interrupted ECUs still draw their programming
+   current), every unit's image verifies against the
    signed P-Data, and no bootloader flash is retried that the journal says failed too
    often. A refusal raises :class:`~ecuworks.errors.Refused` (exit 3).
 2. A journal session is opened (or the unfinished one continued); from here every step is
@@ -154,9 +156,15 @@ async def run_plan(
         ProgrammingFailed: an action failed for good; the journal says where.
     """
     opts = options or RunOptions()
-    check_plan(plan, ident, resuming=resume is not None)
-    flashing = _check_power(plan, ident, opts)
-    _verify_images(plan, pdata)
+    gate = PowerGate(
+        link,
+        plan.gateway,
+        opts.power,
+        progress,
+        poll_s=opts.voltage_poll_s,
+        pause_limit_s=opts.pause_limit_s,
+    )
+    flashing = await _pre_checks(plan, ident, pdata, opts, gate, resuming=resume is not None)
     catalog = pdata.catalog
     infos = {a: catalog.ecu(plan.series, a) for a in plan.ecus}
     if resume is None:
@@ -172,14 +180,6 @@ async def run_plan(
     states = journal.states(session.id)
     done = {key for key, event in states.items() if event.status == Status.SUCCESS}
     report = _new_report(plan, session.id, {a: info.name for a, info in infos.items()})
-    gate = PowerGate(
-        link,
-        plan.gateway,
-        opts.power,
-        progress,
-        poll_s=opts.voltage_poll_s,
-        pause_limit_s=opts.pause_limit_s,
-    )
     control = opts.control or RunControl()
     control.bind(progress)
     ctx = JobContext(
@@ -240,13 +240,27 @@ async def run_plan(
     return report
 
 
-def _check_power(plan: Plan, ident: Identification, opts: RunOptions) -> bool:
-    """The battery pre-check; True if the plan flashes (then the voltage is watched)."""
+async def _pre_checks(
+    plan: Plan,
+    ident: Identification,
+    pdata: PData,
+    opts: RunOptions,
+    gate: PowerGate,
+    *,
+    resuming: bool,
+) -> bool:
+    """Everything checked before anything is written; True if the plan flashes (then the
+    battery is watched while it runs)."""
+    check_plan(plan, ident, resuming=resuming)
     flashing = any(a.flashes for a in plan.actions)
+    volts = ident.battery_volts
     if flashing:
-        opts.power.check_start(ident.battery_volts)
+        if resuming:
+            volts = await gate.settle(volts)
+        opts.power.check_start(volts)
     else:  # coding and enabling: no flash to brick, the battery must only be usable
-        opts.power.check_usable(ident.battery_volts)
+        opts.power.check_usable(volts)
+    _verify_images(plan, pdata)
     return flashing
 
 
