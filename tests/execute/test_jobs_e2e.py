@@ -4,6 +4,7 @@ f-series car, and its ``/state`` as the judge."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from ecuworks.backend.fsc import FscIssuer
 from ecuworks.coding.expert import decode_value
 from ecuworks.pdata.catalog import Catalog
 from ecuworks.pdata.source import open_pdata
+from ecuworks.sim.faults import SilenceFault
 from ecuworks.sim.simulator import Simulator
 from ecuworks.wire.vo import VehicleOrder
 
@@ -199,6 +201,16 @@ async def test_retrofit_installs_programs_codes_and_enables_the_new_part(
     for ecu in [address, *changed]:
         wanted = catalog.coding_values(series, ecu, new_vo)
         assert coded_values(catalog, series, ecu_of(after, ecu), wanted) == wanted
+
+    # From now on the part belongs to the car: its order holds $610, so a later
+    # identification expects it and reports it silent rather than leaving it out.
+    sim.faults.add(SilenceFault(ecu=address), sim.now())
+    code, out, err = await run_cli(
+        "--home", str(pdata_home), "identify", "--vci", url_of(sim, "f-series"), "--json"
+    )
+    assert code == 0, err
+    states = {e["address"]: e["state"] for e in json.loads(out)["ecus"]}
+    assert states[address] == "not answering"
 
 
 def coded_values(

@@ -2,7 +2,8 @@
 
 The ECUs the vehicle should have come from the workstation's P-Data for the vehicle's
 series (read from the gateway's I-level triple first), so that an ECU that does not answer
-is listed as such instead of missing. ECUs that only a retrofit installs are not expected.
+is listed as such instead of missing. ECUs that only a retrofit installs are expected when
+the vehicle order holds the retrofit's option.
 
 Exit codes (DESIGN.md): 0 done; 2 usage; 3 P-Data failed verification; 5 vehicle or
 interface not reachable.
@@ -28,11 +29,11 @@ from ecuworks.cli.common import (
 from ecuworks.cli.pdata import load_pdata
 from ecuworks.errors import ConfigError, LinkError, ParseError, UdsError
 from ecuworks.execute.session import expected_ecus
+from ecuworks.execute.session import identify_vehicle as identify_with_pdata
 from ecuworks.pdata.source import PData
 from ecuworks.platform.recording import record_identify
 from ecuworks.transport.url import open_link
-from ecuworks.vehicle import GATEWAY_CANDIDATES, Identification, identify
-from ecuworks.vehicle.identify import find_gateway
+from ecuworks.vehicle import Identification
 
 __all__ = ["identify_command", "identify_vehicle"]
 
@@ -47,14 +48,6 @@ def _address(text: str) -> int:
     return value
 
 
-def _catalog(pdata: PData, series: str) -> tuple[dict[int, str], set[int], list[str]]:
-    """Names of the series' ECUs by address, the expected ones, and notes."""
-    if series not in pdata.catalog.series:
-        return {}, set(), [f"no P-Data for series {series}: no ECU is expected, none named"]
-    names, expected = expected_ecus(pdata, series)
-    return names, expected, []
-
-
 async def identify_vehicle(
     vci: str, gateway: int | None, pdata: PData, timeout: float
 ) -> tuple[Identification, dict[int, str], list[str]]:
@@ -64,20 +57,22 @@ async def identify_vehicle(
         The identification, ECU names by address, and notes for the technician.
     """
     async with open_link(vci) as link:
-        candidates = GATEWAY_CANDIDATES if gateway is None else (gateway,)
-        found, triple = await find_gateway(link, candidates=candidates, timeout=timeout / 2)
-        names: dict[int, str] = {}
-        expected: set[int] = set()
-        notes: list[str] = []
-        if triple is None:
-            notes.append(
-                f"no I-level triple from the gateway 0x{found:02X}: the series is unknown, "
-                "so no ECU is expected from P-Data"
-            )
-        else:
-            names, expected, notes = _catalog(pdata, triple.current.series)
-        identification = await identify(link, gateway=found, expected=expected, timeout=timeout)
-    return identification, names, notes
+        identification = await identify_with_pdata(link, pdata, gateway=gateway, timeout=timeout)
+    triple = identification.ilevel
+    if triple is None:
+        note = (
+            f"no I-level triple from the gateway 0x{identification.gateway:02X}: the series "
+            "is unknown, so no ECU is expected from P-Data"
+        )
+        return identification, {}, [note]
+    series = triple.current.series
+    if series not in pdata.catalog.series:
+        return (
+            identification,
+            {},
+            [f"no P-Data for series {series}: no ECU is expected, none named"],
+        )
+    return identification, expected_ecus(pdata, series, identification.vo)[0], []
 
 
 def identify_command(

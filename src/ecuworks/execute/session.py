@@ -26,7 +26,8 @@ from ecuworks.plan.model import Plan
 from ecuworks.transport.base import Link
 from ecuworks.transport.url import open_link, parse_vci_url
 from ecuworks.vehicle import GATEWAY_CANDIDATES, Identification, identify
-from ecuworks.vehicle.identify import find_gateway
+from ecuworks.vehicle.identify import find_gateway, read_vehicle_order
+from ecuworks.wire.vo import VehicleOrder
 
 __all__ = [
     "JOURNAL_FILE",
@@ -44,24 +45,30 @@ JOURNAL_FILE: Final = "journal.sqlite3"
 _CAN_WAIT_S: Final = 2.0
 
 
-def expected_ecus(pdata: PData, series: str) -> tuple[dict[int, str], set[int]]:
+def expected_ecus(
+    pdata: PData, series: str, vo: VehicleOrder | None = None
+) -> tuple[dict[int, str], set[int]]:
     """Names of the series' ECUs by address, and those a vehicle should have.
 
-    ECUs that only a retrofit installs are named but not expected; a series without
-    P-Data expects nothing.
+    ECUs that only a retrofit installs are named, and expected only when the vehicle order
+    holds the retrofit's option (the part was fitted, at the factory or by the retrofit
+    that added the option); a series without P-Data expects nothing.
     """
     try:
         catalog = pdata.catalog.catalog(series)
     except PDataMismatch:
         return {}, set()
     names = {ecu.address: ecu.name for ecu in catalog.ecus}
-    retrofit_only: set[int] = set()
+    fitted: set[int] = set()
+    not_fitted: set[int] = set()
     for retrofit in catalog.retrofits:
+        has_it = vo is not None and vo.has(retrofit.option)
         for table in retrofit.install:
             if "address" in table:
-                retrofit_only.add(int(table["address"]))
-                names.setdefault(int(table["address"]), str(table.get("name", "")))
-    return names, {ecu.address for ecu in catalog.ecus} - retrofit_only
+                address = int(table["address"])
+                (fitted if has_it else not_fitted).add(address)
+                names.setdefault(address, str(table.get("name", "")))
+    return names, ({ecu.address for ecu in catalog.ecus} | fitted) - (not_fitted - fitted)
 
 
 async def identify_vehicle(
@@ -74,12 +81,20 @@ async def identify_vehicle(
 ) -> Identification:
     """Identify with the ECUs P-Data expects for the vehicle's series, and ``also`` these
     (a plan's ECUs, a retrofit's parts just fitted): an expected ECU that the vehicle-wide
-    read misses is read again physically, so a late answer does not drop it."""
+    read misses is read again physically, so a late answer does not drop it.
+
+    When the series has retrofits, the vehicle order is read first: a part whose option
+    it holds is expected too.
+    """
     candidates = GATEWAY_CANDIDATES if gateway is None else (gateway,)
     found, triple = await find_gateway(link, candidates=candidates, timeout=timeout / 2)
     expected: set[int] = set(also)
     if triple is not None:
-        expected |= expected_ecus(pdata, triple.current.series)[1]
+        series = triple.current.series
+        vo = None
+        if series in pdata.catalog.series and pdata.catalog.retrofits(series):
+            vo = await read_vehicle_order(link, found, timeout / 2)
+        expected |= expected_ecus(pdata, series, vo)[1]
     return await identify(link, gateway=found, expected=expected, timeout=timeout)
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "find_gateway",
     "identify",
     "probe_ecu",
+    "read_vehicle_order",
 ]
 
 SCHEMA: Final = 1
@@ -391,6 +392,17 @@ async def _mode_of(link: Link, address: int, timing: Timing) -> EcuMode:
 
 
 _GatewayData = tuple[str, VehicleOrder | None, ILevelTriple | None, float | None, list[str]]
+
+
+async def read_vehicle_order(link: Link, gateway: int, timeout: float) -> VehicleOrder | None:
+    """The gateway's vehicle order (DID 3F1C), or None when it cannot give one now."""
+    try:
+        record = await UdsClient(link, gateway, timing=Timing(p2=timeout)).read_did(
+            Did.VEHICLE_ORDER
+        )
+        return VehicleOrder.decode(record)
+    except _READ_FAILED:
+        return None
 
 
 async def _read_gateway(
