@@ -210,14 +210,14 @@ def _target_level(catalog: Catalog, series: str, current: ILevel, target: str) -
         try:
             level = ILevel.parse(target.strip())
         except ParseError as exc:
-            raise ConfigError(f"--target: {exc}, or 'latest'") from exc
+            raise ConfigError(f"target: {exc}, or 'latest'") from exc
         if level.series != series:
             raise ConfigError(
-                f"--target {level} is of series {level.series}; the vehicle is {series}"
+                f"target {level} is of series {level.series}; the vehicle is {series}"
             )
         if level not in levels:
             raise ConfigError(
-                f"--target {level} is not an I-level of the P-Data; series {series} has "
+                f"target {level} is not an I-level of the P-Data; series {series} has "
                 + ", ".join(str(v) for v in levels)
             )
     if level < current:
