@@ -65,7 +65,7 @@ def flipped(record: bytes, offset: int) -> bytes:
 
 async def test_a_demo_issued_code_is_accepted(sim: Simulator, link: Link) -> None:
     client = UdsClient(link, HU)
-    record = ISSUER.source()(VIN, 0x41, 2)
+    record = await ISSUER.source()(VIN, 0x41, 2)
     check = verify_fsc(record, KEY, VIN)
     assert check.accepted
     status = await write_fsc(client, record, **security(sim))

@@ -96,7 +96,7 @@ class FscIssuer:
         backend.
         """
 
-        def issue(vin: str, app_id: int, upgrade_index: int, /) -> bytes:
+        async def issue(vin: str, app_id: int, upgrade_index: int, /) -> bytes:
             return self.issue(vin, app_id, upgrade_index, issued=int(clock()))
 
         return issue

@@ -85,7 +85,7 @@ def code_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         return
     if vci is None:
         raise fail("give the vehicle interface: ecuworks code --vci URL", EXIT_USAGE)
-    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
+    options = _options(ctx, battery, min_volts, tester_present, parallel, vci_admin, owner)
     pdata = load_pdata(ctx)
     planned = run_guarded(plan_job(vci, pdata, coding_builder(list(ecu or []))))
     plan = planned.plan
@@ -152,7 +152,7 @@ def set_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     owner: Owner = None,
 ) -> None:
     """Code one parameter of one ECU by hand (expert coding), warning if the VO disagrees."""
-    options = _options(battery, min_volts, tester_present, 1, vci_admin, owner)
+    options = _options(ctx, battery, min_volts, tester_present, 1, vci_admin, owner)
     pdata = load_pdata(ctx)
     expert = ExpertCoding(ecu=ecu, parameter=parameter, value=value)
     planned = run_guarded(plan_job(vci, pdata, expert))

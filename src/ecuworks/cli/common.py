@@ -14,10 +14,14 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from ecuworks.backend.fsc import FscIssuer
+from ecuworks.enabling.fsc import FscSource
 from ecuworks.errors import DatabaseError
 from ecuworks.execute.session import JOURNAL_FILE
 from ecuworks.platform.db import Database, default_url, open_database
+from ecuworks.platform.fsc_client import backend_fsc_source
 from ecuworks.platform.models import HistoryRecord
+from ecuworks.platform.sync import SyncTarget, sync_target
 
 EXIT_USAGE: Final = 2
 EXIT_REFUSED: Final = 3  # refused before touching the vehicle (voltage, P-Data mismatch, ...)
@@ -128,3 +132,26 @@ def _history_failed(ctx: typer.Context, what: str, error: Exception, session: in
         f"{what} was not written to the vehicle history: {error}{kept}. The job's result "
         "above stands; fix the database (--db) to record the next jobs"
     )
+
+
+def fsc_issuing(ctx: typer.Context, db: str | None = None) -> tuple[FscSource, bytes | None]:
+    """Where the command's enabling codes come from, and the issuer key that explains a
+    code an ECU refuses (None when only the backend knows it).
+
+    The backend this workstation's history goes to (``ecuworks sync configure``) issues
+    them against its grants; without one, the demo issuer does, whose key the simulated
+    cars trust (a real car refuses its codes, and says so).
+    """
+    target: SyncTarget | None = None
+    try:
+        database = open_database(db_url(ctx, db))
+        try:
+            target = sync_target(database)
+        finally:
+            database.close()
+    except (DatabaseError, OSError) as error:
+        errors.print(f"warning: {error}; enabling codes come from the demo issuer", highlight=False)
+    if target is not None:
+        return backend_fsc_source(target), None
+    issuer = FscIssuer.demo()
+    return issuer.source(), issuer.public_key_bytes

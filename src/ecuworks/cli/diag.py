@@ -131,7 +131,7 @@ def dtc_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
         f"({_entries(before.entries)})?",
         yes,
     )
-    options = run_options(vci_admin=vci_admin, owner=owner)
+    options = run_options(ctx, vci_admin=vci_admin, owner=owner)
     try:
         plan = build_clear_plan(ident, pdata.catalog)
     except ConfigError as error:

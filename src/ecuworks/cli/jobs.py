@@ -95,13 +95,17 @@ def enable_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
 ) -> None:
     """Obtain an enabling code (FSC) for an application, write it and check the ECU's verdict."""
     app_id = _number(app, "APP")
-    options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
+    options = run_options(ctx, tester_present=tester_present, vci_admin=vci_admin, owner=owner)
     if fsc_file is not None:
         try:
             record = fsc_file.read_bytes()
         except OSError as error:
             raise fail(f"cannot read {fsc_file}: {error.strerror}", EXIT_USAGE) from error
-        options = replace(options, fsc_source=lambda _vin, _app, _index: record)
+
+        async def from_file(_vin: str, _app: int, _index: int, /) -> bytes:
+            return record
+
+        options = replace(options, fsc_source=from_file)
     _run(
         ctx,
         vci,
@@ -125,7 +129,7 @@ def replace_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     owner: Owner = None,
 ) -> None:
     """Back up an ECU, guide its swap, program and code the new part, restore its data."""
-    options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
+    options = run_options(ctx, tester_present=tester_present, vci_admin=vci_admin, owner=owner)
     options = replace(options, hardware_wait_s=wait)
     _run(ctx, vci, replace_builder(ecu), options, yes, as_json, owner)
 
@@ -142,7 +146,7 @@ def retrofit_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     owner: Owner = None,
 ) -> None:
     """Guide a retrofit: install the part, then program, code and enable what it touches."""
-    options = run_options(tester_present=tester_present, vci_admin=vci_admin, owner=owner)
+    options = run_options(ctx, tester_present=tester_present, vci_admin=vci_admin, owner=owner)
     pdata = load_pdata(ctx)
     code = option if option.startswith("$") else f"${option}"
     vin, retrofit = run_guarded(_check_retrofit(vci, pdata, code))

@@ -17,7 +17,6 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from ecuworks.backend.fsc import FscIssuer
 from ecuworks.cli.common import (
     EXIT_FAILED,
     EXIT_REFUSED,
@@ -26,6 +25,7 @@ from ecuworks.cli.common import (
     console,
     errors,
     fail,
+    fsc_issuing,
     home,
     write_history,
 )
@@ -198,6 +198,7 @@ def _record_stop(ctx: typer.Context, plan: Plan, reason: str, owner: str | None)
 
 
 def _options(  # noqa: PLR0917 -- the commands' shared options, in their order
+    ctx: typer.Context,
     battery: str,
     min_volts: float,
     tester_present: float,
@@ -211,20 +212,20 @@ def _options(  # noqa: PLR0917 -- the commands' shared options, in their order
         raise fail(str(error), EXIT_USAGE) from error
     if tester_present <= 0 or parallel < 1:
         raise fail("--tester-present must be positive and --parallel at least 1", EXIT_USAGE)
-    # Enabling codes (retrofit, replacement, enable, and their resume) come from the
-    # backend's issuer, in-process with the demo key until its HTTP service exists.
-    issuer = FscIssuer.demo()
+    # Enabling codes (retrofit, replacement, enable, and their resume).
+    fsc_source, issuer_key = fsc_issuing(ctx)
     return RunOptions(
         power=power,
         tester_present_s=tester_present,
         max_parallel=parallel,
         reservation=_reservation(vci_admin, owner),
-        fsc_source=issuer.source(),
-        issuer_key=issuer.public_key_bytes,
+        fsc_source=fsc_source,
+        issuer_key=issuer_key,
     )
 
 
 def run_options(
+    ctx: typer.Context,
     *,
     tester_present: float = 1.5,
     vci_admin: str | None = None,
@@ -234,7 +235,7 @@ def run_options(
     parallel: int = 16,
 ) -> RunOptions:
     """The run options of a job command, checked as the programming commands check them."""
-    return _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
+    return _options(ctx, battery, min_volts, tester_present, parallel, vci_admin, owner)
 
 
 def _reservation(vci_admin: str | None, owner: str | None) -> Reservation | None:
@@ -293,7 +294,7 @@ def apply_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     owner: Owner = None,
 ) -> None:
     """Execute a saved plan on the vehicle it was made for."""
-    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
+    options = _options(ctx, battery, min_volts, tester_present, parallel, vci_admin, owner)
     try:
         plan = Plan.from_bytes(file.read_bytes(), str(file))
     except OSError as error:
@@ -325,7 +326,7 @@ def program_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     owner: Owner = None,
 ) -> None:
     """Identify, plan to the target I-level, confirm and program the vehicle."""
-    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
+    options = _options(ctx, battery, min_volts, tester_present, parallel, vci_admin, owner)
     try:
         rules = PlanFilter.parse(plan_filter or [])
     except ConfigError as error:
@@ -362,7 +363,7 @@ def resume_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
     owner: Owner = None,
 ) -> None:
     """Continue the interrupted session (any job) of the connected vehicle."""
-    options = _options(battery, min_volts, tester_present, parallel, vci_admin, owner)
+    options = _options(ctx, battery, min_volts, tester_present, parallel, vci_admin, owner)
     pdata = load_pdata(ctx)
     try:
         session = unfinished(home(ctx))

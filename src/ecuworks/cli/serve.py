@@ -18,8 +18,16 @@ from typing import TYPE_CHECKING, Annotated, Final
 import typer
 import uvicorn
 
-from ecuworks.backend.fsc import FscIssuer
-from ecuworks.cli.common import EXIT_USAGE, console, db_url, errors, fail, home, open_db
+from ecuworks.cli.common import (
+    EXIT_USAGE,
+    console,
+    db_url,
+    errors,
+    fail,
+    fsc_issuing,
+    home,
+    open_db,
+)
 from ecuworks.errors import ConfigError
 from ecuworks.platform.interfaces import add_interface, list_interfaces, remove_interface
 from ecuworks.platform.users import Role, create_token, create_user, set_password, user_states
@@ -181,17 +189,17 @@ def serve_command(  # noqa: PLR0917 -- Typer maps each option to a parameter
 
     if time_scale <= 0:
         raise fail("--time-scale must be positive", EXIT_USAGE)
-    # Enabling codes (retrofit, replacement) come from the backend's issuer, in-process with
-    # the demo key until the workstation obtains them from the backend (issue 8).
-    issuer = FscIssuer.demo()
+    # Enabling codes (retrofit, replacement): the backend configured at start, else the demo
+    # issuer.
+    fsc_source, issuer_key = fsc_issuing(ctx, db)
     settings = WebSettings(
         home=home(ctx),
         db_url=db_url(ctx, db),
         interfaces=tuple(parse_interface(text) for text in interface or ()),
         secure_cookies=secure_cookies,
         time_scale=time_scale if demo else 1.0,
-        fsc_source=issuer.source(),
-        issuer_key=issuer.public_key_bytes,
+        fsc_source=fsc_source,
+        issuer_key=issuer_key,
     )
     database = open_db(ctx, db)
     if demo:

@@ -10,8 +10,8 @@ backup to write back after a module replacement.
 :func:`verify_fsc` gives the same verdict locally, with a sentence why, before anything is
 sent; :func:`ensure_accepted` turns an ECU's verdict into :class:`~ecuworks.errors.FscRefused`
 with a message a technician can act on. New codes come from an :class:`FscSource` (the
-backend's issuer, ``ecuworks.backend.fsc.FscIssuer.source()``), which the execute layer is
-handed so that it never imports the backend.
+central backend over HTTP, or its issuer in-process), which the execute layer is handed so
+that it never imports the backend.
 """
 
 from __future__ import annotations
@@ -48,14 +48,21 @@ _ALTERED = "its signature does not verify (the code was altered or not issued by
 
 
 class FscSource(Protocol):
-    """Where new codes come from: ``source(vin, app_id, upgrade_index) -> record``.
+    """Where new codes come from: ``await source(vin, app_id, upgrade_index) -> record``.
 
-    The backend's issuer provides one (``FscIssuer.source()``); the execute layer and the
-    command line take it as a parameter. Returns the 93-byte record.
+    The central backend provides one over HTTP
+    (:func:`ecuworks.platform.fsc_client.backend_fsc_source`), its issuer one in-process
+    (``FscIssuer.source()``); the execute layer and the command line take it as a
+    parameter. Returns the 93-byte record.
     """
 
-    def __call__(self, vin: str, app_id: int, upgrade_index: int, /) -> bytes:
-        """Return a code for ``app_id`` at ``upgrade_index`` on vehicle ``vin``."""
+    async def __call__(self, vin: str, app_id: int, upgrade_index: int, /) -> bytes:
+        """Return a code for ``app_id`` at ``upgrade_index`` on vehicle ``vin``.
+
+        Raises:
+            ConfigError: no code can be had (the issuer refused or did not answer); the
+                message says why and what to do.
+        """
         ...
 
 

@@ -385,7 +385,9 @@ class EcuJob:
                 )
             try:
                 detail = await work()
-            except FscRefused as exc:  # the same code would be refused again: say why
+            # The same code would be refused again, and an issuer that refused or did not
+            # answer needs the technician first: say why, journal kept for resume.
+            except (FscRefused, ConfigError) as exc:
                 for action in actions:
                     self._failed(action.key, attempt, exc)
                 raise ProgrammingFailed(str(exc), ecu=self.ecu.address, action=first.key) from exc

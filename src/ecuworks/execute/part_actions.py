@@ -196,7 +196,7 @@ class PartActions:
                 )
             app = apps.get(action.app_id)
             upgrade = app.upgrade_index if app is not None else 1
-            records = [self.fsc_source(self.vin, action.app_id, upgrade)]
+            records = [await self.fsc_source(self.vin, action.app_id, upgrade)]
         if not records:
             return
         verdicts = await write_fscs(
