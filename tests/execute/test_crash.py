@@ -10,16 +10,21 @@ no ECU bricked and no record lost, every time. CI runs 5 points; `make faults`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 from tests.conftest import StartSimulator
 from tests.execute.crashing import (
     EXIT_DONE,
+    EXIT_FAILED,
     EXIT_REFUSED,
+    SESSION_WAIT_S,
     car_problems,
     fresh_home,
     plan_vehicle,
@@ -27,7 +32,7 @@ from tests.execute.crashing import (
     record_problems,
     resume,
 )
-from tests.execute.test_program_e2e import control, url_of
+from tests.execute.test_program_e2e import FAST, control, url_of
 
 from ecuworks.errors import ProgrammingFailed
 from ecuworks.execute.journal import Journal
@@ -35,6 +40,8 @@ from ecuworks.execute.progress import Kind, Progress
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import JOURNAL_FILE, apply_plan, make_plan, resume_session
 from ecuworks.pdata.source import open_pdata
+from ecuworks.platform.db import default_url, open_database
+from ecuworks.platform.history import vehicle_records
 from ecuworks.sim.faults import DropFault
 
 POINTS = int(os.environ.get("ECUWORKS_CRASH_POINTS", "5"))
@@ -42,6 +49,8 @@ SEED = int(os.environ.get("ECUWORKS_CRASH_SEED", "20261121"))
 # An f-series session logs about 70 lines (each ECU starting and done, each step); the
 # points spread over all of it, from the first step to the final check.
 LINES = (1, 64)
+# Ctrl-C once this many progress lines are out: the gateway done, the lanes running.
+CTRL_C_AFTER = 12
 
 
 async def test_resume_after_the_tester_is_killed_at_random_points(
@@ -102,4 +111,58 @@ async def test_a_dropped_connection_leaves_a_bootloader_flash_for_resume(
 
     assert report.outcome == "done"
     plan = json.loads(planned.plan.to_bytes())
+    assert car_problems(await control(sim, "GET", "/state"), plan) == {}
+
+
+async def test_ctrl_c_stops_the_session_in_the_history_and_resume_finishes_it(
+    start_simulator: StartSimulator, demo_pdata_dir: Path, tmp_path: Path
+) -> None:
+    home = fresh_home(tmp_path / "workstation", demo_pdata_dir)
+    sim = await start_simulator("f-series")
+    url = url_of(sim, "f-series")
+    await control(sim, "POST", "/battery", {"charger": True})
+    plan = await plan_vehicle(home, url)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ecuworks",
+        "--home",
+        str(home),
+        "program",
+        "--vci",
+        url,
+        "--yes",
+        *FAST,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(SESSION_WAIT_S):
+            progress = 0
+            while progress < CTRL_C_AFTER:
+                line = (await process.stderr.readline()).decode()
+                assert line, "the session ended before the technician pressed Ctrl-C"
+                progress += line.startswith("[")
+            process.send_signal(signal.SIGINT)
+            rest = " ".join((await process.stderr.read()).decode().split())
+            code = await process.wait()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+    assert code == EXIT_FAILED, rest
+    assert "interrupted; the journal keeps where it stopped: run 'ecuworks resume'" in rest
+    database = open_database(default_url(home))
+    last = vehicle_records(database, plan["vin"])[-1]
+    database.close()
+    assert (last.kind, last.outcome) == ("program", "failed")
+    assert "interrupted by the technician (Ctrl-C)" in last.summary
+    assert last.journal_session is not None
+
+    code, out, err = await resume(home, url)
+    assert code == EXIT_DONE, err
+    assert json.loads(out)["session"] == last.journal_session
     assert car_problems(await control(sim, "GET", "/state"), plan) == {}

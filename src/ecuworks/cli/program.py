@@ -154,20 +154,23 @@ def run_session(
     """Run the session ``work`` of ``plan`` as :func:`run_guarded` does, and record it in
     the vehicle history: its report, or why it stopped (a refusal before anything was
     written is not recorded)."""
-    stopped: list[ProgrammingFailed] = []
+    stopped: list[str] = []
 
     async def watched() -> Report:
         try:
             return await work
         except ProgrammingFailed as error:
-            stopped.append(error)
+            stopped.append(str(error))
+            raise
+        except asyncio.CancelledError:  # Ctrl-C: the journal marked the session, so does this
+            stopped.append("interrupted by the technician (Ctrl-C)")
             raise
 
     try:
         report = run_guarded(watched())
     except typer.Exit:
         if stopped:
-            _record_stop(ctx, plan, str(stopped[0]), owner)
+            _record_stop(ctx, plan, stopped[0], owner)
         raise
     write_history(
         ctx,
