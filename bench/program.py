@@ -13,6 +13,8 @@ changes the car) with a fresh journal:
    <= 1.15 times the lower bound.
 2. **Serial** (``max_parallel=1``: one ECU at a time) at the lowest scale. Goal: serial
    simulated wall at least 3 times the parallel one.
+3. The **g-series** car (DoIP, 42 ECUs) parallel and serial at scale 5, for comparison:
+   no goal. Its head unit bounds it as on the f-series, but more ECUs share the rest.
 
 Tester present comes every simulated second at most (the ECUs' S3 timeout is 5 simulated
 seconds); the battery is read every half real second (the runner's default: polled
@@ -53,6 +55,7 @@ DEFAULT_JSON = ROOT / "bench" / "out" / "program.json"
 
 VEHICLE, HOST = "f-series", "127.0.0.1"
 SCALES, QUICK_SCALES = (2.0, 5.0, 10.0), (20.0,)
+OTHER_VEHICLE, OTHER_SCALE = "g-series", 5.0
 RATIO_GOAL, SPEEDUP_GOAL = 1.15, 3.0
 PROFILE_TOP = 5
 
@@ -67,18 +70,18 @@ def options(scale: float, max_parallel: int | None) -> RunOptions:
     )
 
 
-async def one_run(pdata: PData, scale: float, max_parallel: int | None) -> dict[str, Any]:
+async def one_run(
+    pdata: PData, scale: float, max_parallel: int | None, vehicle: str = VEHICLE
+) -> dict[str, Any]:
     """Plan and program a fresh simulated vehicle; every time in simulated seconds unless
     the key ends in ``real_s``."""
-    sim = Simulator.on_free_ports(
-        VEHICLE,
-        time_scale=scale,
-    )
+    sim = Simulator.on_free_ports(vehicle, time_scale=scale)
     await sim.start()
     events: list[tuple[float, Progress]] = []
     try:
         sim.set_battery(volts=None, charger=True)
-        url = f"hsfz://{HOST}:{sim.ports['hsfz']}"
+        transport = "hsfz" if "hsfz" in sim.ports else "doip"
+        url = f"{transport}://{HOST}:{sim.ports[transport]}"
         plan = (await make_plan(url, pdata)).plan
         opts = options(scale, max_parallel)
         with tempfile.TemporaryDirectory(prefix="bench-program-") as journal_home:
@@ -102,6 +105,7 @@ async def one_run(pdata: PData, scale: float, max_parallel: int | None) -> dict[
 
     dominating = max(plan.lower_bound_terms.items(), key=lambda kv: kv[1], default=("-", 0.0))
     return {
+        "vehicle": vehicle,
         "scale": scale,
         "max_parallel": opts.max_parallel,
         "wall_real_s": report.wall_s,
@@ -163,27 +167,37 @@ def excess(
     return rows
 
 
-async def run_all(scales: tuple[float, ...], home: Path) -> dict[str, Any]:
-    """The parallel runs at every scale, then the serial run at the lowest."""
+async def run_all(scales: tuple[float, ...], home: Path, *, other: bool) -> dict[str, Any]:
+    """The parallel runs at every scale, then the serial run at the lowest; with ``other``,
+    the other vehicle's parallel and serial runs."""
     start = time.perf_counter()
     pdata = open_pdata(home)  # generates the demo P-Data once; every run reuses it
     pdata_s = time.perf_counter() - start
     runs: list[dict[str, Any]] = []
-    plan_runs = [(s, None) for s in scales] + [(min(scales), 1)]
-    for scale, parallel in plan_runs:
+    plan_runs = [(VEHICLE, s, None) for s in scales] + [(VEHICLE, min(scales), 1)]
+    if other:
+        plan_runs += [(OTHER_VEHICLE, OTHER_SCALE, None), (OTHER_VEHICLE, OTHER_SCALE, 1)]
+    for vehicle, scale, parallel in plan_runs:
         kind = "serial" if parallel == 1 else "parallel"
         try:
-            row = await one_run(pdata, scale, parallel)
+            row = await one_run(pdata, scale, parallel, vehicle)
         except Exception as exc:  # reported; the bench exits 1
             traceback.print_exc()
-            row = {"scale": scale, "error": f"{type(exc).__name__}: {exc}"}
+            row = {"vehicle": vehicle, "scale": scale, "error": f"{type(exc).__name__}: {exc}"}
         runs.append({"kind": kind, **row})
     return {"vehicle": VEHICLE, "pdata_s": pdata_s, "goal_scale": min(scales), "runs": runs}
 
 
-def _find(runs: dict[str, Any], kind: str, scale: float) -> dict[str, Any] | None:
+def _find(
+    runs: dict[str, Any], kind: str, scale: float, vehicle: str = VEHICLE
+) -> dict[str, Any] | None:
     return next(
-        (r for r in runs["runs"] if r["kind"] == kind and r["scale"] == scale and "error" not in r),
+        (
+            r
+            for r in runs["runs"]
+            if (r["kind"], r["scale"], r.get("vehicle", VEHICLE)) == (kind, scale, vehicle)
+            and "error" not in r
+        ),
         None,
     )
 
@@ -215,10 +229,25 @@ def figures(runs: dict[str, Any]) -> list[dict[str, Any]]:
         figs.append(figure(f"serial simulated wall at scale {scale:g}", ser["wall_s"], "s"))
     figs.append(figure("peak RSS tester and simulator (one process)", peak_rss_mb(), "MB"))
     for row in runs["runs"]:
-        if row["kind"] == "parallel" and row["scale"] != scale and "error" not in row:
+        other = row.get("vehicle", VEHICLE) != VEHICLE
+        if row["kind"] == "parallel" and row["scale"] != scale and not other and "error" not in row:
             figs.append(
                 figure(f"whole vehicle / lower bound at scale {row['scale']:g}", row["ratio"], "x")
             )
+    par, ser = (_find(runs, k, OTHER_SCALE, OTHER_VEHICLE) for k in ("parallel", "serial"))
+    if par and ser:
+        figs += [
+            figure(
+                f"{OTHER_VEHICLE} serial / parallel at scale {OTHER_SCALE:g}",
+                ser["wall_s"] / par["wall_s"],
+                "x",
+            ),
+            figure(
+                f"{OTHER_VEHICLE} whole vehicle / lower bound at scale {OTHER_SCALE:g}",
+                par["ratio"],
+                "x",
+            ),
+        ]
     return figs
 
 
@@ -233,11 +262,14 @@ def report(runs: dict[str, Any], figs: list[dict[str, Any]], info: dict[str, Any
         "run", "scale", "real s", "simulated s", "estimate s", "lower bound s", "wall / bound"
     )
     for row in runs["runs"]:
+        name = row["kind"]
+        if row.get("vehicle", VEHICLE) != VEHICLE:
+            name = f"{row['vehicle']} {name}"
         if "error" in row:
-            table.add_row(row["kind"], f"{row['scale']:g}", "[red]" + row["error"], *[""] * 4)
+            table.add_row(name, f"{row['scale']:g}", "[red]" + row["error"], *[""] * 4)
             continue
         table.add_row(
-            row["kind"],
+            name,
             f"{row['scale']:g}",
             f"{row['wall_real_s']:.2f}",
             f"{row['wall_s']:.2f}",
@@ -277,7 +309,7 @@ def report(runs: dict[str, Any], figs: list[dict[str, Any]], info: dict[str, Any
                 "-" if r["end_late_s"] is None else f"{r['end_late_s']:+.2f}",
             )
         console.print(profile)
-    print_goals(console, info, figs, also=("whole vehicle",), value_format="{:.3f}")
+    print_goals(console, info, figs, also=("whole vehicle", OTHER_VEHICLE), value_format="{:.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -291,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()  # before the run, so that the load average is other processes' load
     scales = QUICK_SCALES if args.quick else SCALES
     with tempfile.TemporaryDirectory(prefix="bench-program-home-") as tmp:
-        runs = asyncio.run(run_all(scales, args.home or Path(tmp)))
+        runs = asyncio.run(run_all(scales, args.home or Path(tmp), other=not args.quick))
     figs = figures(runs)
     report(runs, figs, info)
     args.json.parent.mkdir(parents=True, exist_ok=True)
