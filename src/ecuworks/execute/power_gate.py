@@ -118,8 +118,10 @@ class PowerGate:
         deadline = loop.time() + self.pause_limit_s
         while volts < policy.min_start_volts and loop.time() < deadline:
             await asyncio.sleep(self.poll_s)
-            volts = await self.read() or volts
-            self.progress(Progress(kind=Kind.POWER, volts=volts))
+            reading = await self.read()
+            if reading is not None:
+                volts = reading
+                self.progress(Progress(kind=Kind.POWER, volts=volts))
         if volts >= policy.min_start_volts:
             self.progress(
                 Progress(
