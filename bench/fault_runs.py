@@ -34,8 +34,7 @@ from tests.execute.crashing import (
     tester_problems,
     watch_session,
 )
-from tests.platform_layer.test_sync import WORKSTATION, BackendProcess
-from tests.platform_layer.test_sync import _entry as sync_entry
+from tests.platform_layer.test_sync import WORKSTATION, BackendProcess, history_entry
 from tests.sim.flashing import control, read_state
 from tests.sim.test_restart import SimProcess, kill_simulator, simulator_process
 
@@ -358,7 +357,7 @@ async def outages(desk: Desk, rng: random.Random) -> Verdict:
 
         def produce() -> None:
             for n in range(SYNC_RECORDS):
-                append(workstation, sync_entry(SYNC_VINS[n % len(SYNC_VINS)], n))
+                append(workstation, history_entry(SYNC_VINS[n % len(SYNC_VINS)], n))
 
         async with httpx.AsyncClient(timeout=30) as client:
             await backend.start(client)

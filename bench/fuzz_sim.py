@@ -64,7 +64,7 @@ from ecuworks.profiles import load_profile
 from ecuworks.sim import isotp as sim_isotp
 from ecuworks.sim.ecu import EcuServer, Reply
 from ecuworks.sim.state import VehicleState
-from ecuworks.transport.isotp import BMW_DCAN, _default_params
+from ecuworks.transport.isotp import BMW_DCAN, default_params
 from ecuworks.wire import doip, uds
 
 __all__ = ["SERVING_EVERY", "Garage", "sim_targets"]
@@ -215,7 +215,7 @@ class _Tester:
     """can-isotp's state machine for one ECU, routed to as ``IsotpLink._route`` does."""
 
     def __init__(self, block_size: int) -> None:
-        params = _default_params(BMW_DCAN, fd=False)
+        params = default_params(BMW_DCAN, fd=False)
         params["blocksize"] = block_size
         self.inbox: deque[isotp.CanMessage] = deque()
         self.outbox: list[isotp.CanMessage] = []

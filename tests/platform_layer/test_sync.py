@@ -32,7 +32,8 @@ VINS = [f"WBA00000000{n:06d}" for n in range(10)]
 WORKSTATION = "bench-1"
 
 
-def _entry(vin: str, n: int) -> Entry:
+def history_entry(vin: str, n: int) -> Entry:
+    """The n-th identify record of ``vin`` on this suite's workstation."""
     return Entry(
         vin=vin,
         kind="identify",
@@ -48,7 +49,7 @@ def test_every_history_record_is_written_with_its_outbox_row(tmp_path: Path) -> 
     db = open_database(default_url(tmp_path))
     try:
         for n in range(3):
-            append(db, _entry(VINS[0], n))
+            append(db, history_entry(VINS[0], n))
         status = sync_status(db)
         assert (status.pending, status.sent, status.target) == (3, 0, None)
         assert status.oldest_pending is not None
@@ -167,7 +168,7 @@ async def _produce_through_kills(
 
     def produce(numbers: range) -> None:
         for n in numbers:
-            append(workstation, _entry(VINS[n % len(VINS)], n))
+            append(workstation, history_entry(VINS[n % len(VINS)], n))
 
     def held() -> int:
         with central.session() as session:

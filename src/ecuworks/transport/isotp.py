@@ -38,7 +38,7 @@ from ecuworks.errors import ConfigError, LinkClosed, LinkError
 from ecuworks.transport.base import Link
 from ecuworks.transport.can_addressing import BMW_DCAN, CanAddressing, normal_11bit
 
-__all__ = ["BMW_DCAN", "CanAddressing", "IsotpLink", "normal_11bit"]
+__all__ = ["BMW_DCAN", "CanAddressing", "IsotpLink", "default_params", "normal_11bit"]
 
 _log = logging.getLogger(__name__)
 
@@ -69,7 +69,8 @@ _LOST_PDU: Final[dict[type[Exception], str]] = {
 }
 
 
-def _default_params(addressing: CanAddressing, fd: bool) -> dict[str, Any]:
+def default_params(addressing: CanAddressing, fd: bool) -> dict[str, Any]:
+    """The can-isotp parameters an :class:`IsotpLink` uses unless told otherwise."""
     return {
         # Our flow control asks ECUs to send consecutive frames back to back and without
         # further flow control (ISO 15765-2, 9.6.5): the bus sets the pace.
@@ -237,7 +238,7 @@ class IsotpLink(Link):
         self.addressing = addressing
         self.bitrate = bitrate
         self.fd = fd
-        self._params = {**_default_params(addressing, fd), **(isotp_params or {})}
+        self._params = {**default_params(addressing, fd), **(isotp_params or {})}
         _check_params(self._params)
         self._bus_kwargs = dict(bus_kwargs or {})
         self._lock = threading.Lock()  # guards the fields below against the notifier thread
