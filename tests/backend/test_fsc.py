@@ -63,9 +63,9 @@ def test_values_that_do_not_fit_are_refused(vin: str, app_id: int, index: int, i
         FscIssuer.demo().issue(vin, app_id, index, issued=issued)
 
 
-def test_the_issuer_is_a_source_of_fresh_codes() -> None:
+async def test_the_issuer_is_a_source_of_fresh_codes() -> None:
     source: FscSource = FscIssuer.demo().source(clock=lambda: 1_800_000_000.7)
-    code = Fsc.decode(source(VIN, 0x0061, 2))
+    code = Fsc.decode(await source(VIN, 0x0061, 2))
     assert (code.vin, code.app_id, code.upgrade_index, code.issued) == (
         VIN,
         0x0061,
