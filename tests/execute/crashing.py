@@ -20,20 +20,27 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from tests.execute.test_program_e2e import FAST, svt_of
+import pytest
+from tests.execute.test_program_e2e import FAST, svt_of, url_of
 from tests.test_cli import run_cli
 
+from ecuworks.errors import ProgrammingFailed
 from ecuworks.execute.journal import Journal, Status
-from ecuworks.execute.session import JOURNAL_FILE, identify_vehicle
+from ecuworks.execute.progress import Kind, Progress
+from ecuworks.execute.runner import RunOptions
+from ecuworks.execute.session import JOURNAL_FILE, apply_plan, identify_vehicle, make_plan
 from ecuworks.pdata.source import DEMO_DIR, PData
 from ecuworks.plan.model import Plan
 from ecuworks.platform.db import default_url, open_database
 from ecuworks.platform.history import vehicle_records, verify_chain
+from ecuworks.sim.faults import DropFault
+from ecuworks.sim.simulator import Simulator
 from ecuworks.transport.url import open_link
 from ecuworks.vehicle.identify import EcuMode
 
@@ -42,6 +49,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_REFUSED",
     "car_problems",
+    "cut_at_first_bootloader_flash",
     "fresh_home",
     "plan_vehicle",
     "program_until_killed",
@@ -73,19 +81,49 @@ async def plan_vehicle(home: Path, url: str) -> dict[str, Any]:
     return plan
 
 
+async def cut_at_first_bootloader_flash(
+    sim: Simulator, pdata: PData, home: Path
+) -> tuple[Plan, str]:
+    """Program the f-series ``sim`` one ECU at a time, on the charger, until the gateway
+    cuts the connection at the first request of the first bootloader flash (before its
+    erase, so the ECU keeps its old bootloader). Returns the plan and the cut action's key;
+    the session is left unfinished in ``home``'s journal for a resume."""
+    url = url_of(sim, "f-series")
+    sim.set_battery(volts=None, charger=True)
+    planned = await make_plan(url, pdata)
+    cut: list[str] = []
+
+    def progress(event: Progress) -> None:
+        if event.kind is Kind.ACTION and "/BlFlash/" in event.key and not cut:
+            cut.append(event.key)
+            sim.faults.add(DropFault(after_bytes=0), sim.now())
+
+    options = RunOptions(tester_present_s=0.01, max_parallel=1)
+    with pytest.raises(ProgrammingFailed, match="run 'ecuworks resume'"):
+        await apply_plan(url, planned.plan, pdata, home, options=options, progress=progress)
+    sim.faults.clear()
+    return planned.plan, cut[0]
+
+
 React = Callable[[list[str]], Awaitable[bool]]
-"""Told the progress lines so far after each new one; True: SIGKILL the tester now."""
+"""Told the progress lines so far after each new one; True: signal the tester now."""
 
 
 async def watch_session(
-    home: Path, url: str, react: React, command: Sequence[str] = ("program",)
+    home: Path,
+    url: str,
+    react: React,
+    command: Sequence[str] = ("program",),
+    *,
+    stop: signal.Signals = signal.SIGKILL,
 ) -> tuple[list[str], str]:
     """Run ``command`` (``program``, or ``apply FILE``) and let ``react`` follow its
-    progress log: break something at a chosen line, or kill the tester there.
+    progress log: break something at a chosen line, or send the tester ``stop`` there
+    (SIGKILL, or SIGINT: the technician's Ctrl-C, after which it ends by itself).
 
     Returns:
-        The progress lines seen, and, unless it was killed, ``exit CODE:`` and the last
-        other lines it wrote (empty if it was killed).
+        The progress lines seen until ``react`` said so, and, unless it was killed,
+        ``exit CODE:`` and the last other lines it wrote (empty if it was killed).
 
     Raises:
         TimeoutError: it ran for more than :data:`SESSION_WAIT_S` (then it is killed).
@@ -108,16 +146,19 @@ async def watch_session(
     assert process.stderr is not None
     seen: list[str] = []
     other: list[str] = []
-    killed = False
+    signalled = killed = False
     try:
         async with asyncio.timeout(SESSION_WAIT_S):
             while not killed:
                 line = (await process.stderr.readline()).decode()
                 if not line:
                     break  # it ended by itself
-                if line.startswith("["):
+                if line.startswith("[") and not signalled:
                     seen.append(line.strip())
-                    killed = await react(seen)
+                    signalled = await react(seen)
+                    killed = signalled and stop is signal.SIGKILL
+                    if signalled and not killed:
+                        process.send_signal(stop)
                 else:
                     other.append(line.strip())
     except BaseException:

@@ -10,39 +10,34 @@ no ECU bricked and no record lost, every time. CI runs 5 points; `make faults`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import random
 import signal
-import sys
 from pathlib import Path
 
-import pytest
 from tests.conftest import StartSimulator
 from tests.execute.crashing import (
     EXIT_DONE,
     EXIT_FAILED,
     EXIT_REFUSED,
-    SESSION_WAIT_S,
     car_problems,
+    cut_at_first_bootloader_flash,
     fresh_home,
     plan_vehicle,
     program_until_killed,
     record_problems,
     resume,
+    watch_session,
 )
-from tests.execute.test_program_e2e import FAST, control, url_of
+from tests.execute.test_program_e2e import control, url_of
 
-from ecuworks.errors import ProgrammingFailed
 from ecuworks.execute.journal import Journal
-from ecuworks.execute.progress import Kind, Progress
 from ecuworks.execute.runner import RunOptions
-from ecuworks.execute.session import JOURNAL_FILE, apply_plan, make_plan, resume_session
+from ecuworks.execute.session import JOURNAL_FILE, resume_session
 from ecuworks.pdata.source import open_pdata
 from ecuworks.platform.db import default_url, open_database
 from ecuworks.platform.history import vehicle_records
-from ecuworks.sim.faults import DropFault
 
 POINTS = int(os.environ.get("ECUWORKS_CRASH_POINTS", "5"))
 SEED = int(os.environ.get("ECUWORKS_CRASH_SEED", "20261121"))
@@ -84,33 +79,21 @@ async def test_resume_after_the_tester_is_killed_at_random_points(
 async def test_a_dropped_connection_leaves_a_bootloader_flash_for_resume(
     start_simulator: StartSimulator, pdata_home: Path
 ) -> None:
-    # One ECU at a time, and the gateway cuts the connection at the first request of the
-    # first bootloader flash: before its erase, so the ECU keeps its old bootloader.
     sim = await start_simulator("f-series")
-    sim.set_battery(volts=None, charger=True)
     url = url_of(sim, "f-series")
     pdata = open_pdata(pdata_home)
-    planned = await make_plan(url, pdata)
-    cut: list[str] = []
-
-    def progress(event: Progress) -> None:
-        if event.kind is Kind.ACTION and "/BlFlash/" in event.key and not cut:
-            cut.append(event.key)
-            sim.faults.add(DropFault(after_bytes=0), sim.now())
-
-    options = RunOptions(tester_present_s=0.01, max_parallel=1)
-    with pytest.raises(ProgrammingFailed, match="run 'ecuworks resume'"):
-        await apply_plan(url, planned.plan, pdata, pdata_home, options=options, progress=progress)
+    planned, cut = await cut_at_first_bootloader_flash(sim, pdata, pdata_home)
     with Journal.open(pdata_home / JOURNAL_FILE) as journal:
         session = journal.unfinished()
         assert session is not None
         # One attempt met the dropped link; the others are left for the resume.
-        assert journal.attempts(session.id, cut[0]) == 1
+        assert journal.attempts(session.id, cut) == 1
 
+    options = RunOptions(tester_present_s=0.01, max_parallel=1)
     report = await resume_session(url, pdata, pdata_home, options=options)
 
     assert report.outcome == "done"
-    plan = json.loads(planned.plan.to_bytes())
+    plan = json.loads(planned.to_bytes())
     assert car_problems(await control(sim, "GET", "/state"), plan) == {}
 
 
@@ -122,39 +105,15 @@ async def test_ctrl_c_stops_the_session_in_the_history_and_resume_finishes_it(
     url = url_of(sim, "f-series")
     await control(sim, "POST", "/battery", {"charger": True})
     plan = await plan_vehicle(home, url)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ecuworks",
-        "--home",
-        str(home),
-        "program",
-        "--vci",
-        url,
-        "--yes",
-        *FAST,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
-    )
-    assert process.stderr is not None
-    try:
-        async with asyncio.timeout(SESSION_WAIT_S):
-            progress = 0
-            while progress < CTRL_C_AFTER:
-                line = (await process.stderr.readline()).decode()
-                assert line, "the session ended before the technician pressed Ctrl-C"
-                progress += line.startswith("[")
-            process.send_signal(signal.SIGINT)
-            rest = " ".join((await process.stderr.read()).decode().split())
-            code = await process.wait()
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
-    assert code == EXIT_FAILED, rest
-    assert "interrupted; the journal keeps where it stopped: run 'ecuworks resume'" in rest
+    async def ctrl_c(seen: list[str]) -> bool:
+        return len(seen) >= CTRL_C_AFTER
+
+    seen, ended = await watch_session(home, url, ctrl_c, stop=signal.SIGINT)
+
+    assert len(seen) == CTRL_C_AFTER, f"the session ended before Ctrl-C: {ended}"
+    assert ended.startswith(f"exit {EXIT_FAILED}:"), ended
+    assert "interrupted; the journal keeps where it stopped: run 'ecuworks resume'" in ended
     database = open_database(default_url(home))
     last = vehicle_records(database, plan["vin"])[-1]
     database.close()

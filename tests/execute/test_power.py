@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 from tests.conftest import StartSimulator
+from tests.execute.crashing import cut_at_first_bootloader_flash
 from tests.execute.test_program_e2e import FAST, control, url_of
 from tests.test_cli import run_cli
 
-from ecuworks.errors import ProgrammingFailed, Refused
+from ecuworks.errors import Refused
 from ecuworks.execute.journal import Journal
 from ecuworks.execute.progress import Kind, Progress
 from ecuworks.execute.runner import RunOptions
 from ecuworks.execute.session import JOURNAL_FILE, apply_plan, make_plan, resume_session
 from ecuworks.pdata.source import PData, open_pdata
-from ecuworks.sim.faults import DropFault
 from ecuworks.sim.simulator import Simulator
 
 
@@ -93,20 +93,7 @@ async def test_a_sag_pauses_new_units_until_the_voltage_is_back(
 
 async def interrupted(sim: Simulator, pdata: PData, home: Path) -> dict[str, Any]:
     """An f-series session cut off at its first bootloader flash; the car's state then."""
-    url = url_of(sim, "f-series")
-    sim.set_battery(volts=None, charger=True)
-    planned = await make_plan(url, pdata)
-    cut: list[str] = []
-
-    def progress(event: Progress) -> None:
-        if event.kind is Kind.ACTION and "/BlFlash/" in event.key and not cut:
-            cut.append(event.key)
-            sim.faults.add(DropFault(after_bytes=0), sim.now())
-
-    options = RunOptions(tester_present_s=0.01, max_parallel=1)
-    with pytest.raises(ProgrammingFailed, match="run 'ecuworks resume'"):
-        await apply_plan(url, planned.plan, pdata, home, options=options, progress=progress)
-    sim.faults.clear()
+    await cut_at_first_bootloader_flash(sim, pdata, home)
     return await control(sim, "GET", "/state")
 
 

@@ -8,6 +8,7 @@ awaits before it starts a unit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from ecuworks.errors import LinkError, ParseError, ProgrammingFailed, UdsError
 from ecuworks.execute.power import PowerPolicy
@@ -95,14 +96,17 @@ class PowerGate:
         ECUs an interrupted session left in their programming session draw current until
         their S3 timer ends it, so the battery reads low for a while right after a crash
         even on a charger. A reading that is unknown, or beyond the type's limits, is not
-        waited for. Returns the last reading once it is at ``min_start_volts``, or after
-        ``pause_limit_s``; the caller's start check refuses what is still too low.
+        waited for. The gate closes and :meth:`watch` opens it as after a pause. Returns
+        the last reading once the gate is open, or after ``pause_limit_s``; the caller's
+        start check refuses what is still too low.
         """
         policy = self.policy
         if volts is None or volts >= policy.min_start_volts:
             return volts
         if not policy.limits.error_low <= volts <= policy.limits.error_high:
             return volts
+        self.open.clear()
+        self.last = volts
         self.progress(
             Progress(
                 kind=Kind.POWER,
@@ -114,24 +118,16 @@ class PowerGate:
                 "charger; Ctrl-C aborts)",
             )
         )
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.pause_limit_s
-        while volts < policy.min_start_volts and loop.time() < deadline:
-            await asyncio.sleep(self.poll_s)
-            reading = await self.read()
-            if reading is not None:
-                volts = reading
-                self.progress(Progress(kind=Kind.POWER, volts=volts))
-        if volts >= policy.min_start_volts:
-            self.progress(
-                Progress(
-                    kind=Kind.POWER,
-                    status="resumed",
-                    volts=volts,
-                    message=f"battery {volts:.2f} V: the session goes on",
-                )
-            )
-        return volts
+        watcher = asyncio.create_task(self.watch())
+        try:
+            await self.wait_open()
+        except ProgrammingFailed:
+            pass  # still low: the start check refuses, nothing was written
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+        return self.last
 
     async def watch(self) -> None:
         """Read the battery every ``voltage_poll_s`` until cancelled."""
